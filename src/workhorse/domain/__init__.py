@@ -1,0 +1,1 @@
+"""Pure rules: task states, retries, leases, ids. No I/O; time comes in as `now`."""

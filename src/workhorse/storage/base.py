@@ -1,0 +1,85 @@
+"""The database adapter seam: the little each dialect must provide.
+
+Stores (`stores.py`) are written once over this; each dialect supplies its
+connection handling, named queries and a few encoders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, LiteralString, Protocol
+
+Row = Mapping[str, Any]
+Params = Mapping[str, Any]
+
+
+class Connection(Protocol):
+    """One open transaction's statement executor."""
+
+    def execute(self, sql: LiteralString, params: Params | None = None) -> int:
+        """Run a statement; returns the number of rows it changed."""
+        ...
+
+    def execute_many(self, sql: LiteralString, params: Sequence[Params]) -> None:
+        """Run a statement once per parameter set."""
+        ...
+
+    def fetch_one(self, sql: LiteralString, params: Params | None = None) -> Row | None:
+        """The first row, or None."""
+        ...
+
+    def fetch_all(self, sql: LiteralString, params: Params | None = None) -> list[Row]:
+        """Every row."""
+        ...
+
+    def notify(self, key: str) -> None:
+        """Announce `key` to listeners once this transaction commits."""
+        ...
+
+    def execute_script(self, sql: str) -> None:
+        """Run several statements (migrations only)."""
+        ...
+
+
+class Listener(Protocol):
+    """Wakes a waiting thread when a key it follows is announced."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block until an announcement or `timeout` seconds; True if woken."""
+        ...
+
+    def close(self) -> None:
+        """Stop following."""
+        ...
+
+
+class Database(Protocol):
+    """A dialect adapter: transactions, named queries, notifications."""
+
+    dialect: str
+    queries: Mapping[str, LiteralString]
+
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Connection]:
+        """A transaction; writes take the write lock up front (SQLite IMMEDIATE)."""
+        ...
+
+    def listen(self, keys: Sequence[str]) -> Listener:
+        """Follow announcements of any of `keys` (prefix match on `key:`)."""
+        ...
+
+    def array(self, values: Sequence[Any]) -> Any:
+        """Encode a list parameter the way this dialect's queries expect."""
+        ...
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether `exc` means 'try again later' (locked, connection lost)."""
+        ...
+
+    def apply_script(self, sql: str) -> None:
+        """Run a multi-statement migration script in one transaction."""
+        ...
+
+    def close(self) -> None:
+        """Close every connection and background thread."""
+        ...

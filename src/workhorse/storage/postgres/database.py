@@ -1,0 +1,137 @@
+"""PostgreSQL adapter: a psycopg 3 connection pool and a LISTEN thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from workhorse.storage.base import Params, Row
+from workhorse.storage.notify import Hub, HubListener
+from workhorse.storage.queries import load
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "workhorse"
+POOL_MAX = 10
+CONNECT_TIMEOUT_S = 5
+
+
+class PostgresConnection:
+    """Statement executor over one pooled connection inside a transaction."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._notified: set[str] = set()
+
+    def execute(self, sql: LiteralString, params: Params | None = None) -> int:
+        """Run a statement; rows changed."""
+        return self._conn.execute(sql, params).rowcount
+
+    def execute_many(self, sql: LiteralString, params: Sequence[Params]) -> None:
+        """Run a statement per parameter set (pipelined by psycopg)."""
+        with self._conn.cursor() as cur:
+            cur.executemany(sql, params)
+
+    def fetch_one(self, sql: LiteralString, params: Params | None = None) -> Row | None:
+        """First row or None."""
+        row: Row | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+    def fetch_all(self, sql: LiteralString, params: Params | None = None) -> list[Row]:
+        """All rows."""
+        return list(self._conn.execute(sql, params).fetchall())
+
+    def notify(self, key: str) -> None:
+        """NOTIFY, delivered by PostgreSQL when the transaction commits."""
+        if key not in self._notified:
+            self._notified.add(key)
+            self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, key))
+
+    def execute_script(self, sql: str) -> None:
+        """Several statements in one call (no parameters)."""
+        self._conn.execute(sql.encode())
+
+
+class PostgresDatabase:
+    """Many hosts, one database."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.queries = load("postgres")
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_MAX,
+            timeout=CONNECT_TIMEOUT_S,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            open=False,
+            name="workhorse",
+        )
+        self.pool.open(wait=False)
+        self._hub = Hub()
+        self._listener_thread: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[PostgresConnection]:
+        """A pooled connection in BEGIN ... COMMIT."""
+        with self.pool.connection() as conn, conn.transaction():
+            yield PostgresConnection(conn)
+
+    def listen(self, keys: Sequence[str]) -> HubListener:
+        """Follow keys; the LISTEN thread starts on first use."""
+        listener = self._hub.add(keys)
+        if self._listener_thread is None:
+            self._listener_thread = threading.Thread(
+                target=self._listen_loop, name="pg-listen", daemon=True
+            )
+            self._listener_thread.start()
+        return listener
+
+    def _listen_loop(self) -> None:
+        backoff = 0.05
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(
+                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                ) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    backoff = 0.05
+                    # Anything may have happened while we were not listening.
+                    self._hub.publish_all()
+                    while not self._closed.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self._hub.publish(note.payload)
+            except psycopg.Error as exc:
+                log.warning("listen connection lost: %s", exc, extra={"event": "listen_lost"})
+                self._closed.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def array(self, values: Sequence[Any]) -> list[Any]:
+        """psycopg adapts Python lists to arrays."""
+        return list(values)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Lost connections, pool timeouts, serialization failures, shutdowns."""
+        return isinstance(exc, psycopg.OperationalError | PoolTimeout)
+
+    def apply_script(self, sql: str) -> None:
+        """Run a migration script in one transaction."""
+        with self.transaction() as tx:
+            tx.execute_script(sql)
+
+    def close(self) -> None:
+        """Close the pool and stop listening."""
+        self._closed.set()
+        if self._listener_thread is not None:
+            self._listener_thread.join(timeout=2)
+        self.pool.close()

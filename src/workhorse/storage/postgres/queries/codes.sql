@@ -1,0 +1,79 @@
+-- Codes: Python task definitions and uploaded code packages with their revisions.
+
+-- name: upsert_python
+-- Register or refresh a Python task definition; never turns a package into Python.
+INSERT INTO codes (id, project_id, name, kind, max_concurrency, retries, retries_delay, backoff,
+                   priority, timeout, options, created_at, updated_at)
+VALUES (%(id)s, %(project_id)s, %(name)s, 'python', %(max_concurrency)s, %(retries)s,
+        %(retries_delay)s, %(backoff)s, %(priority)s, %(timeout)s, %(options)s,
+        coalesce(%(now)s::float8, extract(epoch from now())),
+        coalesce(%(now)s::float8, extract(epoch from now())))
+ON CONFLICT (project_id, name) DO UPDATE SET
+    max_concurrency = excluded.max_concurrency, retries = excluded.retries,
+    retries_delay = excluded.retries_delay, backoff = excluded.backoff,
+    priority = excluded.priority, timeout = excluded.timeout, options = excluded.options,
+    updated_at = excluded.updated_at
+WHERE codes.kind = 'python'
+RETURNING kind;
+
+-- name: get
+-- One code by name.
+SELECT * FROM codes WHERE project_id = %(project_id)s AND name = %(name)s;
+
+-- name: get_by_id
+-- One code by id.
+SELECT * FROM codes WHERE project_id = %(project_id)s AND id = %(id)s;
+
+-- name: list
+-- Codes of a project by name.
+SELECT * FROM codes WHERE project_id = %(project_id)s ORDER BY name LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: upsert_package
+-- Create a package code or point it at a new revision with new settings.
+INSERT INTO codes (id, project_id, name, kind, revision, command, runtime, max_concurrency,
+                   retries, retries_delay, backoff, priority, timeout, options, created_at, updated_at)
+VALUES (%(id)s, %(project_id)s, %(name)s, 'package', 1, %(command)s, %(runtime)s,
+        %(max_concurrency)s, %(retries)s, %(retries_delay)s, %(backoff)s, %(priority)s,
+        %(timeout)s, %(options)s,
+        coalesce(%(now)s::float8, extract(epoch from now())),
+        coalesce(%(now)s::float8, extract(epoch from now())))
+ON CONFLICT (project_id, name) DO UPDATE SET
+    revision = codes.revision + 1, command = excluded.command, runtime = excluded.runtime,
+    max_concurrency = excluded.max_concurrency, retries = excluded.retries,
+    retries_delay = excluded.retries_delay, backoff = excluded.backoff,
+    priority = excluded.priority, timeout = excluded.timeout, options = excluded.options,
+    updated_at = excluded.updated_at
+WHERE codes.kind = 'package'
+RETURNING *;
+
+-- name: insert_revision
+-- Store one revision's archive.
+INSERT INTO code_revisions (project_id, code_name, revision, checksum, size, archive, blob_path,
+                            command, runtime, options, created_at)
+VALUES (%(project_id)s, %(code_name)s, %(revision)s, %(checksum)s, %(size)s, %(archive)s,
+        %(blob_path)s, %(command)s, %(runtime)s, %(options)s,
+        coalesce(%(now)s::float8, extract(epoch from now())));
+
+-- name: get_revision
+-- One revision's metadata and archive.
+SELECT * FROM code_revisions
+WHERE project_id = %(project_id)s AND code_name = %(code_name)s AND revision = %(revision)s;
+
+-- name: list_revisions
+-- Revisions of a code, newest first, without archives.
+SELECT project_id, code_name, revision, checksum, size, command, runtime, options, created_at
+FROM code_revisions
+WHERE project_id = %(project_id)s AND code_name = %(code_name)s
+ORDER BY revision DESC LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: set_paused
+-- Pause or resume a code's task queue.
+UPDATE codes SET paused = %(paused)s WHERE project_id = %(project_id)s AND name = %(name)s;
+
+-- name: delete_revisions
+-- Remove a code's revisions.
+DELETE FROM code_revisions WHERE project_id = %(project_id)s AND code_name = %(name)s;
+
+-- name: delete
+-- Remove a code.
+DELETE FROM codes WHERE project_id = %(project_id)s AND name = %(name)s;

@@ -1,0 +1,219 @@
+-- Tasks: queueing, claiming, fenced completion, heartbeats, cancel, rescue, listing.
+-- %(now)s is NULL in production (the database clock decides) and a fixed time in tests.
+
+-- name: insert
+-- Queue one task; a retried insert with the same id is a no-op.
+INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
+                   run_at, timeout, label, cluster, retries, retries_delay, backoff,
+                   created_at, schedule_id, parent_id)
+VALUES (%(id)s, %(project_id)s, %(code_name)s, %(kind)s, %(code_revision)s, %(payload)s, 'queued',
+        %(priority)s, coalesce(%(now)s::float8, extract(epoch from now())) + %(delay)s,
+        %(timeout)s, %(label)s, %(cluster)s, %(retries)s, %(retries_delay)s, %(backoff)s,
+        coalesce(%(now)s::float8, extract(epoch from now())), %(schedule_id)s, %(parent_id)s)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: get
+-- One task of a project.
+SELECT * FROM tasks WHERE id = %(id)s AND project_id = %(project_id)s;
+
+-- name: get_many
+-- Several tasks of a project by id.
+SELECT * FROM tasks WHERE id = ANY(%(ids)s) AND project_id = %(project_id)s;
+
+-- name: list
+-- Newest first, optionally filtered; %(before)s is a seq cursor.
+SELECT * FROM tasks
+WHERE project_id = %(project_id)s
+  AND (%(code_name)s::text IS NULL OR code_name = %(code_name)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(schedule_id)s::text IS NULL OR schedule_id = %(schedule_id)s)
+  AND (%(parent_id)s::text IS NULL OR parent_id = %(parent_id)s)
+  AND (%(before)s::bigint IS NULL OR seq < %(before)s)
+  AND (%(from_time)s::float8 IS NULL OR created_at >= %(from_time)s)
+  AND (%(to_time)s::float8 IS NULL OR created_at <= %(to_time)s)
+ORDER BY seq DESC
+LIMIT %(limit)s;
+
+-- name: claim
+-- Lease up to %(limit)s due tasks this runner can run, highest priority first,
+-- FIFO within a priority; codes with a concurrency cap or paused are left to claim_code.
+WITH picked AS (
+    SELECT t.seq FROM tasks t
+    WHERE t.status = 'queued' AND t.cluster = %(cluster)s
+      AND t.run_at <= coalesce(%(now)s::float8, extract(epoch from now()))
+      AND ((t.kind = 'package' AND %(packages)s)
+           OR (t.kind = 'python' AND t.project_id = %(project_id)s AND t.code_name = ANY(%(codes)s)))
+      AND NOT EXISTS (SELECT 1 FROM codes c
+                      WHERE c.project_id = t.project_id AND c.name = t.code_name
+                        AND (c.paused OR c.max_concurrency IS NOT NULL))
+    ORDER BY t.priority DESC, t.run_at, t.seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks SET status = 'running', attempt = tasks.attempt + 1, lease_token = %(token)s,
+    runner_id = %(runner_id)s,
+    lease_expires_at = coalesce(%(now)s::float8, extract(epoch from now())) + %(lease_seconds)s,
+    start_time = coalesce(%(now)s::float8, extract(epoch from now())), end_time = NULL
+FROM picked WHERE tasks.seq = picked.seq
+RETURNING tasks.*;
+
+-- name: capped_codes
+-- Codes with a concurrency cap, not paused, that have due work this runner can run.
+SELECT c.project_id, c.name, c.max_concurrency FROM codes c
+WHERE c.max_concurrency IS NOT NULL AND NOT c.paused
+  AND ((c.kind = 'package' AND %(packages)s)
+       OR (c.kind = 'python' AND c.project_id = %(project_id)s AND c.name = ANY(%(codes)s)))
+  AND EXISTS (SELECT 1 FROM tasks t
+              WHERE t.status = 'queued' AND t.project_id = c.project_id AND t.code_name = c.name
+                AND t.cluster = %(cluster)s
+                AND t.run_at <= coalesce(%(now)s::float8, extract(epoch from now())));
+
+-- name: lock_code
+-- Serialise claimers of one capped code until the transaction ends.
+SELECT pg_advisory_xact_lock(hashtext(%(project_id)s || '/' || %(code_name)s));
+
+-- name: count_running
+-- Tasks of one code running anywhere.
+SELECT count(*) AS n FROM tasks
+WHERE status = 'running' AND project_id = %(project_id)s AND code_name = %(code_name)s;
+
+-- name: claim_code
+-- Lease up to %(limit)s due tasks of one code.
+WITH picked AS (
+    SELECT t.seq FROM tasks t
+    WHERE t.status = 'queued' AND t.cluster = %(cluster)s
+      AND t.project_id = %(project_id)s AND t.code_name = %(code_name)s
+      AND t.run_at <= coalesce(%(now)s::float8, extract(epoch from now()))
+    ORDER BY t.priority DESC, t.run_at, t.seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks SET status = 'running', attempt = tasks.attempt + 1, lease_token = %(token)s,
+    runner_id = %(runner_id)s,
+    lease_expires_at = coalesce(%(now)s::float8, extract(epoch from now())) + %(lease_seconds)s,
+    start_time = coalesce(%(now)s::float8, extract(epoch from now())), end_time = NULL
+FROM picked WHERE tasks.seq = picked.seq
+RETURNING tasks.*;
+
+-- name: finish
+-- End an attempt if the lease still holds: a final status, or back to queued for a retry.
+UPDATE tasks SET
+    status = %(status)s,
+    run_at = CASE WHEN %(status)s = 'queued'
+                  THEN coalesce(%(now)s::float8, extract(epoch from now())) + %(retry_delay)s
+                  ELSE run_at END,
+    end_time = coalesce(%(now)s::float8, extract(epoch from now())),
+    result = %(result)s, error = %(error)s,
+    lease_token = NULL, lease_expires_at = NULL,
+    cancel_requested = FALSE
+WHERE id = %(id)s AND lease_token = %(lease_token)s AND status = 'running'
+RETURNING id, project_id, attempt, runner_id, start_time, end_time, parent_id;
+
+-- name: insert_attempt
+-- Record how one attempt ended.
+INSERT INTO task_attempts (task_id, attempt, runner_id, start_time, end_time, status, error)
+VALUES (%(task_id)s, %(attempt)s, %(runner_id)s, %(start_time)s, %(end_time)s, %(status)s, %(error)s)
+ON CONFLICT (task_id, attempt) DO NOTHING;
+
+-- name: attempts
+-- Every recorded attempt of a task, oldest first.
+SELECT * FROM task_attempts WHERE task_id = %(task_id)s ORDER BY attempt;
+
+-- name: heartbeat
+-- Extend every lease this runner holds; says which it holds and which are to be cancelled.
+UPDATE tasks SET
+    lease_expires_at = coalesce(%(now)s::float8, extract(epoch from now())) + %(lease_seconds)s
+WHERE runner_id = %(runner_id)s AND status = 'running'
+RETURNING id, lease_token, cancel_requested;
+
+-- name: cancel_queued
+-- Cancel a task that has not started.
+UPDATE tasks SET status = 'cancelled', end_time = coalesce(%(now)s::float8, extract(epoch from now())),
+    error = 'cancelled'
+WHERE id = %(id)s AND project_id = %(project_id)s AND status = 'queued';
+
+-- name: request_cancel
+-- Ask the runner of a running task to stop it.
+UPDATE tasks SET cancel_requested = TRUE
+WHERE id = %(id)s AND project_id = %(project_id)s AND status = 'running';
+
+-- name: rescue_expired
+-- Tasks whose runner stopped heartbeating: queue again, or kill after too many losses,
+-- or finish the cancel that was asked for.
+UPDATE tasks SET
+    status = CASE WHEN cancel_requested THEN 'cancelled'
+                  WHEN lost_count + 1 >= %(max_lost)s THEN 'killed'
+                  ELSE 'queued' END,
+    lost_count = lost_count + 1,
+    end_time = coalesce(%(now)s::float8, extract(epoch from now())),
+    error = CASE WHEN cancel_requested THEN 'cancelled'
+                 ELSE 'lease expired: runner ' || coalesce(runner_id, '?') || ' stopped heartbeating' END,
+    lease_token = NULL, lease_expires_at = NULL, cancel_requested = FALSE
+WHERE seq IN (SELECT seq FROM tasks
+              WHERE status = 'running'
+                AND lease_expires_at < coalesce(%(now)s::float8, extract(epoch from now()))
+              ORDER BY lease_expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, project_id, attempt, runner_id, start_time, end_time, status, error, parent_id;
+
+-- name: set_progress
+-- Progress of a running attempt (fenced).
+UPDATE tasks SET progress = %(progress)s, progress_message = %(message)s
+WHERE id = %(id)s AND lease_token = %(lease_token)s AND status = 'running';
+
+-- name: set_progress_any
+-- Progress reported over the API by the task itself (not fenced: it has no token).
+UPDATE tasks SET progress = %(progress)s, progress_message = %(message)s
+WHERE id = %(id)s AND project_id = %(project_id)s AND status = 'running';
+
+-- name: append_log
+-- One chunk of an attempt's output.
+INSERT INTO task_logs (task_id, attempt, chunk, data)
+VALUES (%(task_id)s, %(attempt)s, %(chunk)s, %(data)s)
+ON CONFLICT (task_id, attempt, chunk) DO NOTHING;
+
+-- name: log_chunks
+-- Output of the newest attempt that has any, in order.
+SELECT attempt, chunk, data FROM task_logs
+WHERE task_id = %(task_id)s
+  AND attempt = (SELECT max(attempt) FROM task_logs WHERE task_id = %(task_id)s)
+  AND chunk >= %(from_chunk)s
+ORDER BY chunk;
+
+-- name: count_by_status
+-- Tasks per code and status in a project.
+SELECT code_name, status, count(*) AS n FROM tasks
+WHERE project_id = %(project_id)s
+GROUP BY code_name, status;
+
+-- name: prune_candidates
+-- Finished tasks older than a cut-off, a batch at a time.
+SELECT id FROM tasks
+WHERE status IN ('complete', 'error', 'cancelled', 'timeout', 'killed') AND end_time < %(before)s
+LIMIT %(limit)s;
+
+-- name: delete_attempts
+-- Attempts of the given tasks.
+DELETE FROM task_attempts WHERE task_id = ANY(%(ids)s);
+
+-- name: delete_logs
+-- Logs of the given tasks.
+DELETE FROM task_logs WHERE task_id = ANY(%(ids)s);
+
+-- name: delete_many
+-- The given tasks.
+DELETE FROM tasks WHERE id = ANY(%(ids)s);
+
+-- name: children_summary
+-- Status counts of a task's children (fan-in).
+SELECT status, count(*) AS n FROM tasks WHERE parent_id = %(parent_id)s GROUP BY status;
+
+-- name: release
+-- Hand a claimed task back (runner shutting down): one that never started is as if
+-- never claimed; one that started keeps its attempt number and counts as interrupted.
+UPDATE tasks SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, runner_id = NULL,
+    attempt = CASE WHEN %(started)s THEN attempt ELSE attempt - 1 END,
+    lost_count = CASE WHEN %(started)s THEN lost_count + 1 ELSE lost_count END,
+    end_time = CASE WHEN %(started)s THEN coalesce(%(now)s::float8, extract(epoch from now())) ELSE NULL END,
+    start_time = CASE WHEN %(started)s THEN start_time ELSE NULL END
+WHERE id = %(id)s AND lease_token = %(lease_token)s AND status = 'running'
+RETURNING id, attempt, runner_id, start_time, end_time;

@@ -1,0 +1,1 @@
+"""SQLite adapter: WAL, synchronous=FULL, one writer at a time."""

@@ -1,0 +1,215 @@
+-- Tasks: queueing, claiming, fenced completion, heartbeats, cancel, rescue, listing.
+-- :now is NULL in production (the database clock decides) and a fixed time in tests.
+
+-- name: insert
+-- Queue one task; a retried insert with the same id is a no-op.
+INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
+                   run_at, timeout, label, cluster, retries, retries_delay, backoff,
+                   created_at, schedule_id, parent_id)
+VALUES (:id, :project_id, :code_name, :kind, :code_revision, :payload, 'queued',
+        :priority, coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :delay,
+        :timeout, :label, :cluster, :retries, :retries_delay, :backoff,
+        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0), :schedule_id, :parent_id)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: get
+-- One task of a project.
+SELECT * FROM tasks WHERE id = :id AND project_id = :project_id;
+
+-- name: get_many
+-- Several tasks of a project by id.
+SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(:ids)) AND project_id = :project_id;
+
+-- name: list
+-- Newest first, optionally filtered; :before is a seq cursor.
+SELECT * FROM tasks
+WHERE project_id = :project_id
+  AND (:code_name IS NULL OR code_name = :code_name)
+  AND (:status IS NULL OR status = :status)
+  AND (:schedule_id IS NULL OR schedule_id = :schedule_id)
+  AND (:parent_id IS NULL OR parent_id = :parent_id)
+  AND (:before IS NULL OR seq < :before)
+  AND (:from_time IS NULL OR created_at >= :from_time)
+  AND (:to_time IS NULL OR created_at <= :to_time)
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: claim
+-- Lease up to :limit due tasks this runner can run, highest priority first,
+-- FIFO within a priority; codes with a concurrency cap or paused are left to claim_code.
+UPDATE tasks SET status = 'running', attempt = attempt + 1, lease_token = :token,
+    runner_id = :runner_id,
+    lease_expires_at = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :lease_seconds,
+    start_time = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0), end_time = NULL
+WHERE seq IN (
+    SELECT t.seq FROM tasks t
+    WHERE t.status = 'queued' AND t.cluster = :cluster
+      AND t.run_at <= coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)
+      AND ((t.kind = 'package' AND :packages)
+           OR (t.kind = 'python' AND t.project_id = :project_id AND t.code_name IN (SELECT value FROM json_each(:codes))))
+      AND NOT EXISTS (SELECT 1 FROM codes c
+                      WHERE c.project_id = t.project_id AND c.name = t.code_name
+                        AND (c.paused OR c.max_concurrency IS NOT NULL))
+    ORDER BY t.priority DESC, t.run_at, t.seq
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: capped_codes
+-- Codes with a concurrency cap, not paused, that have due work this runner can run.
+SELECT c.project_id, c.name, c.max_concurrency FROM codes c
+WHERE c.max_concurrency IS NOT NULL AND NOT c.paused
+  AND ((c.kind = 'package' AND :packages)
+       OR (c.kind = 'python' AND c.project_id = :project_id AND c.name IN (SELECT value FROM json_each(:codes))))
+  AND EXISTS (SELECT 1 FROM tasks t
+              WHERE t.status = 'queued' AND t.project_id = c.project_id AND t.code_name = c.name
+                AND t.cluster = :cluster
+                AND t.run_at <= coalesce(:now, (julianday('now') - 2440587.5) * 86400.0));
+
+-- name: lock_code
+-- Serialise claimers of one capped code until the transaction ends.
+SELECT 1;
+
+-- name: count_running
+-- Tasks of one code running anywhere.
+SELECT count(*) AS n FROM tasks
+WHERE status = 'running' AND project_id = :project_id AND code_name = :code_name;
+
+-- name: claim_code
+-- Lease up to :limit due tasks of one code.
+UPDATE tasks SET status = 'running', attempt = attempt + 1, lease_token = :token,
+    runner_id = :runner_id,
+    lease_expires_at = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :lease_seconds,
+    start_time = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0), end_time = NULL
+WHERE seq IN (
+    SELECT t.seq FROM tasks t
+    WHERE t.status = 'queued' AND t.cluster = :cluster
+      AND t.project_id = :project_id AND t.code_name = :code_name
+      AND t.run_at <= coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)
+    ORDER BY t.priority DESC, t.run_at, t.seq
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: finish
+-- End an attempt if the lease still holds: a final status, or back to queued for a retry.
+UPDATE tasks SET
+    status = :status,
+    run_at = CASE WHEN :status = 'queued'
+                  THEN coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :retry_delay
+                  ELSE run_at END,
+    end_time = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0),
+    result = :result, error = :error,
+    lease_token = NULL, lease_expires_at = NULL,
+    cancel_requested = FALSE
+WHERE id = :id AND lease_token = :lease_token AND status = 'running'
+RETURNING id, project_id, attempt, runner_id, start_time, end_time, parent_id;
+
+-- name: insert_attempt
+-- Record how one attempt ended.
+INSERT INTO task_attempts (task_id, attempt, runner_id, start_time, end_time, status, error)
+VALUES (:task_id, :attempt, :runner_id, :start_time, :end_time, :status, :error)
+ON CONFLICT (task_id, attempt) DO NOTHING;
+
+-- name: attempts
+-- Every recorded attempt of a task, oldest first.
+SELECT * FROM task_attempts WHERE task_id = :task_id ORDER BY attempt;
+
+-- name: heartbeat
+-- Extend every lease this runner holds; says which it holds and which are to be cancelled.
+UPDATE tasks SET
+    lease_expires_at = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :lease_seconds
+WHERE runner_id = :runner_id AND status = 'running'
+RETURNING id, lease_token, cancel_requested;
+
+-- name: cancel_queued
+-- Cancel a task that has not started.
+UPDATE tasks SET status = 'cancelled', end_time = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0),
+    error = 'cancelled'
+WHERE id = :id AND project_id = :project_id AND status = 'queued';
+
+-- name: request_cancel
+-- Ask the runner of a running task to stop it.
+UPDATE tasks SET cancel_requested = TRUE
+WHERE id = :id AND project_id = :project_id AND status = 'running';
+
+-- name: rescue_expired
+-- Tasks whose runner stopped heartbeating: queue again, or kill after too many losses,
+-- or finish the cancel that was asked for.
+UPDATE tasks SET
+    status = CASE WHEN cancel_requested THEN 'cancelled'
+                  WHEN lost_count + 1 >= :max_lost THEN 'killed'
+                  ELSE 'queued' END,
+    lost_count = lost_count + 1,
+    end_time = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0),
+    error = CASE WHEN cancel_requested THEN 'cancelled'
+                 ELSE 'lease expired: runner ' || coalesce(runner_id, '?') || ' stopped heartbeating' END,
+    lease_token = NULL, lease_expires_at = NULL, cancel_requested = FALSE
+WHERE seq IN (SELECT seq FROM tasks
+              WHERE status = 'running'
+                AND lease_expires_at < coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)
+              ORDER BY lease_expires_at LIMIT :limit)
+RETURNING id, project_id, attempt, runner_id, start_time, end_time, status, error, parent_id;
+
+-- name: set_progress
+-- Progress of a running attempt (fenced).
+UPDATE tasks SET progress = :progress, progress_message = :message
+WHERE id = :id AND lease_token = :lease_token AND status = 'running';
+
+-- name: set_progress_any
+-- Progress reported over the API by the task itself (not fenced: it has no token).
+UPDATE tasks SET progress = :progress, progress_message = :message
+WHERE id = :id AND project_id = :project_id AND status = 'running';
+
+-- name: append_log
+-- One chunk of an attempt's output.
+INSERT INTO task_logs (task_id, attempt, chunk, data)
+VALUES (:task_id, :attempt, :chunk, :data)
+ON CONFLICT (task_id, attempt, chunk) DO NOTHING;
+
+-- name: log_chunks
+-- Output of the newest attempt that has any, in order.
+SELECT attempt, chunk, data FROM task_logs
+WHERE task_id = :task_id
+  AND attempt = (SELECT max(attempt) FROM task_logs WHERE task_id = :task_id)
+  AND chunk >= :from_chunk
+ORDER BY chunk;
+
+-- name: count_by_status
+-- Tasks per code and status in a project.
+SELECT code_name, status, count(*) AS n FROM tasks
+WHERE project_id = :project_id
+GROUP BY code_name, status;
+
+-- name: prune_candidates
+-- Finished tasks older than a cut-off, a batch at a time.
+SELECT id FROM tasks
+WHERE status IN ('complete', 'error', 'cancelled', 'timeout', 'killed') AND end_time < :before
+LIMIT :limit;
+
+-- name: delete_attempts
+-- Attempts of the given tasks.
+DELETE FROM task_attempts WHERE task_id IN (SELECT value FROM json_each(:ids));
+
+-- name: delete_logs
+-- Logs of the given tasks.
+DELETE FROM task_logs WHERE task_id IN (SELECT value FROM json_each(:ids));
+
+-- name: delete_many
+-- The given tasks.
+DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: children_summary
+-- Status counts of a task's children (fan-in).
+SELECT status, count(*) AS n FROM tasks WHERE parent_id = :parent_id GROUP BY status;
+
+-- name: release
+-- Hand a claimed task back (runner shutting down): one that never started is as if
+-- never claimed; one that started keeps its attempt number and counts as interrupted.
+UPDATE tasks SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, runner_id = NULL,
+    attempt = CASE WHEN :started THEN attempt ELSE attempt - 1 END,
+    lost_count = CASE WHEN :started THEN lost_count + 1 ELSE lost_count END,
+    end_time = CASE WHEN :started THEN coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) ELSE NULL END,
+    start_time = CASE WHEN :started THEN start_time ELSE NULL END
+WHERE id = :id AND lease_token = :lease_token AND status = 'running'
+RETURNING id, attempt, runner_id, start_time, end_time;

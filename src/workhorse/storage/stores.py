@@ -1,0 +1,638 @@
+"""Stores written once over named queries; `Storage` is what the engine holds.
+
+Usage:
+    with storage.transaction() as tx:
+        tx.tasks.insert_many([...])
+
+`Storage.run(fn)` runs `fn(tx)` in a transaction and retries it while the database
+is locked or unreachable, with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, LiteralString, TypeVar
+
+from workhorse.domain.task import Attempt, NewTask, Outcome, Task, TaskStatus
+from workhorse.errors import StorageUnavailable
+from workhorse.settings import Settings
+from workhorse.storage.base import Connection, Database, Listener, Row
+
+if TYPE_CHECKING:
+    from workhorse.storage.messages import MessageStore
+    from workhorse.storage.projects import ProjectStore
+    from workhorse.storage.schedules import ScheduleStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_TASK_FIELDS = tuple(Task.__dataclass_fields__)
+_BOOL_FIELDS = ("backoff", "cancel_requested")
+# Output known only when an attempt ends is stored after any streamed chunks.
+LAST_CHUNK = 1_000_000
+
+
+def task_from_row(row: Row) -> Task:
+    """Build a Task from a row of either dialect."""
+    data = {name: row[name] for name in _TASK_FIELDS}
+    data["status"] = TaskStatus(data["status"])
+    for name in _BOOL_FIELDS:
+        data[name] = bool(data[name])
+    return Task(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """Tasks leased by one claim, and the token that fences them."""
+
+    token: str
+    tasks: list[Task]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An attempt whose outcome was recorded (its lease still held)."""
+
+    task_id: str
+    project_id: str
+    attempt: int
+    status: str
+    parent_id: str | None
+
+
+class _Store:
+    def __init__(self, conn: Connection, db: Database) -> None:
+        self.conn = conn
+        self.db = db
+        self.q: Mapping[str, LiteralString] = db.queries
+
+
+class TaskStore(_Store):
+    """Tasks: insert, claim, finish (fenced), heartbeat, cancel, rescue, read."""
+
+    def insert_many(self, tasks: Sequence[NewTask], *, now: float | None = None) -> None:
+        """Queue tasks in this transaction and announce them to idle runners."""
+        rows = [{**asdict(t), "now": now} for t in tasks]
+        if len(rows) == 1:
+            self.conn.execute(self.q["tasks.insert"], rows[0])
+        else:
+            self.conn.execute_many(self.q["tasks.insert"], rows)
+        for cluster in {t.cluster for t in tasks}:
+            self.conn.notify(f"tasks:{cluster}")
+
+    def get(self, project_id: str, task_id: str) -> Task | None:
+        """One task, or None (also for another project's task)."""
+        row = self.conn.fetch_one(self.q["tasks.get"], {"id": task_id, "project_id": project_id})
+        return None if row is None else task_from_row(row)
+
+    def get_many(self, project_id: str, task_ids: Sequence[str]) -> list[Task]:
+        """Several tasks by id (missing ones are left out)."""
+        rows = self.conn.fetch_all(
+            self.q["tasks.get_many"], {"ids": self.db.array(task_ids), "project_id": project_id}
+        )
+        return [task_from_row(r) for r in rows]
+
+    def list(
+        self,
+        project_id: str,
+        *,
+        code_name: str | None = None,
+        status: str | None = None,
+        schedule_id: str | None = None,
+        parent_id: str | None = None,
+        before_seq: int | None = None,
+        from_time: float | None = None,
+        to_time: float | None = None,
+        limit: int = 30,
+    ) -> list[tuple[int, Task]]:
+        """Newest first, with each task's seq for cursor paging."""
+        rows = self.conn.fetch_all(
+            self.q["tasks.list"],
+            {
+                "project_id": project_id,
+                "code_name": code_name,
+                "status": status,
+                "schedule_id": schedule_id,
+                "parent_id": parent_id,
+                "before": before_seq,
+                "from_time": from_time,
+                "to_time": to_time,
+                "limit": limit,
+            },
+        )
+        return [(int(r["seq"]), task_from_row(r)) for r in rows]
+
+    def claim(
+        self,
+        *,
+        runner_id: str,
+        token: str,
+        cluster: str,
+        project_id: str,
+        codes: Sequence[str],
+        packages: bool,
+        limit: int,
+        lease_seconds: float,
+        now: float | None = None,
+    ) -> list[Task]:
+        """Lease up to `limit` due tasks, honouring per-code concurrency caps and pauses."""
+        params: dict[str, Any] = {
+            "runner_id": runner_id,
+            "token": token,
+            "cluster": cluster,
+            "project_id": project_id,
+            "codes": self.db.array(codes),
+            "packages": packages,
+            "lease_seconds": lease_seconds,
+            "now": now,
+        }
+        claimed: list[Task] = []
+        for capped in self.conn.fetch_all(self.q["tasks.capped_codes"], params):
+            room = limit - len(claimed)
+            if room <= 0:
+                break
+            key = {"project_id": capped["project_id"], "code_name": capped["name"]}
+            self.conn.fetch_one(self.q["tasks.lock_code"], key)
+            running = self.conn.fetch_one(self.q["tasks.count_running"], key)
+            free = int(capped["max_concurrency"]) - int(running["n"] if running else 0)
+            if free > 0:
+                rows = self.conn.fetch_all(
+                    self.q["tasks.claim_code"], {**params, **key, "limit": min(room, free)}
+                )
+                claimed.extend(task_from_row(r) for r in rows)
+        room = limit - len(claimed)
+        if room > 0:
+            rows = self.conn.fetch_all(self.q["tasks.claim"], {**params, "limit": room})
+            claimed.extend(task_from_row(r) for r in rows)
+        claimed.sort(key=lambda t: (-t.priority, t.run_at))
+        return claimed
+
+    def finish_many(self, outcomes: Sequence[Outcome], *, now: float | None = None) -> list[Finished]:
+        """Record outcomes whose lease still holds; stale ones are ignored and left out.
+
+        Each applied outcome also records its attempt and, when given, its log.
+        """
+        done: list[Finished] = []
+        attempts: list[dict[str, Any]] = []
+        logs: list[dict[str, Any]] = []
+        for o in outcomes:
+            status = "queued" if o.retry_delay is not None else o.status.value
+            row = self.conn.fetch_one(
+                self.q["tasks.finish"],
+                {
+                    "id": o.task_id,
+                    "lease_token": o.lease_token,
+                    "status": status,
+                    "retry_delay": o.retry_delay or 0.0,
+                    "result": o.result,
+                    "error": o.error,
+                    "now": now,
+                },
+            )
+            if row is None:
+                continue
+            done.append(
+                Finished(o.task_id, row["project_id"], row["attempt"], status, row["parent_id"])
+            )
+            attempts.append(
+                {
+                    "task_id": o.task_id,
+                    "attempt": row["attempt"],
+                    "runner_id": row["runner_id"],
+                    "start_time": row["start_time"],
+                    "end_time": row["end_time"],
+                    "status": o.status.value,
+                    "error": o.error,
+                }
+            )
+            if o.log:
+                logs.append(
+                    {"task_id": o.task_id, "attempt": row["attempt"], "chunk": LAST_CHUNK, "data": o.log}
+                )
+        if attempts:
+            self.conn.execute_many(self.q["tasks.insert_attempt"], attempts)
+        if logs:
+            self.conn.execute_many(self.q["tasks.append_log"], logs)
+        if any(f.status == "queued" for f in done):
+            self.conn.notify("tasks")
+        return done
+
+    def release(
+        self, handed_back: Sequence[tuple[str, str, bool]], *, now: float | None = None
+    ) -> int:
+        """Give (task id, lease token, started) back to the queue; how many were."""
+        count = 0
+        for task_id, token, started in handed_back:
+            row = self.conn.fetch_one(
+                self.q["tasks.release"],
+                {"id": task_id, "lease_token": token, "started": started, "now": now},
+            )
+            if row is None:
+                continue
+            count += 1
+            if started:
+                self.conn.execute(
+                    self.q["tasks.insert_attempt"],
+                    {
+                        "task_id": task_id,
+                        "attempt": row["attempt"],
+                        "runner_id": row["runner_id"],
+                        "start_time": row["start_time"],
+                        "end_time": row["end_time"],
+                        "status": "interrupted",
+                        "error": "runner shut down before the task finished",
+                    },
+                )
+        if count:
+            self.conn.notify("tasks")
+        return count
+
+    def attempts(self, task_id: str) -> list[Attempt]:
+        """Recorded attempts, oldest first."""
+        rows = self.conn.fetch_all(self.q["tasks.attempts"], {"task_id": task_id})
+        return [
+            Attempt(
+                task_id=r["task_id"],
+                attempt=r["attempt"],
+                runner_id=r["runner_id"],
+                start_time=r["start_time"],
+                end_time=r["end_time"],
+                status=r["status"],
+                error=r["error"],
+            )
+            for r in rows
+        ]
+
+    def heartbeat(
+        self, *, runner_id: str, lease_seconds: float, now: float | None = None
+    ) -> list[tuple[str, str, bool]]:
+        """Extend this runner's leases: (task id, lease token, cancel requested) held."""
+        rows = self.conn.fetch_all(
+            self.q["tasks.heartbeat"],
+            {"runner_id": runner_id, "lease_seconds": lease_seconds, "now": now},
+        )
+        return [(r["id"], r["lease_token"], bool(r["cancel_requested"])) for r in rows]
+
+    def cancel(self, project_id: str, task_id: str, *, now: float | None = None) -> bool:
+        """Cancel a queued task at once, or ask a running one's runner to stop it.
+
+        Returns False when the task is already final (cancelling is idempotent).
+        """
+        key = {"id": task_id, "project_id": project_id, "now": now}
+        if self.conn.execute(self.q["tasks.cancel_queued"], key):
+            return True
+        if self.conn.execute(self.q["tasks.request_cancel"], key):
+            self.conn.notify("cancel")
+            return True
+        return False
+
+    def rescue_expired(
+        self, *, max_lost: int, limit: int, now: float | None = None
+    ) -> list[Finished]:
+        """Requeue (or kill) tasks whose lease ran out; records each lost attempt."""
+        rows = self.conn.fetch_all(
+            self.q["tasks.rescue_expired"], {"max_lost": max_lost, "limit": limit, "now": now}
+        )
+        if rows:
+            self.conn.execute_many(
+                self.q["tasks.insert_attempt"],
+                [
+                    {
+                        "task_id": r["id"],
+                        "attempt": r["attempt"],
+                        "runner_id": r["runner_id"],
+                        "start_time": r["start_time"],
+                        "end_time": r["end_time"],
+                        "status": "cancelled" if r["status"] == "cancelled" else "lost",
+                        "error": r["error"],
+                    }
+                    for r in rows
+                ],
+            )
+            self.conn.notify("tasks")
+        return [
+            Finished(r["id"], r["project_id"], r["attempt"], r["status"], r["parent_id"])
+            for r in rows
+        ]
+
+    def set_progress(
+        self, task_id: str, lease_token: str, progress: int, message: str | None
+    ) -> bool:
+        """Progress of a running attempt; False when the lease no longer holds."""
+        return bool(
+            self.conn.execute(
+                self.q["tasks.set_progress"],
+                {"id": task_id, "lease_token": lease_token, "progress": progress, "message": message},
+            )
+        )
+
+    def report_progress(
+        self, project_id: str, task_id: str, progress: int, message: str | None
+    ) -> bool:
+        """Progress reported by a task over the API (it holds no lease token)."""
+        return bool(
+            self.conn.execute(
+                self.q["tasks.set_progress_any"],
+                {"id": task_id, "project_id": project_id, "progress": progress, "message": message},
+            )
+        )
+
+    def append_log(self, task_id: str, attempt: int, chunk: int, data: str) -> None:
+        """Store one chunk of a running attempt's output."""
+        self.conn.execute(
+            self.q["tasks.append_log"],
+            {"task_id": task_id, "attempt": attempt, "chunk": chunk, "data": data},
+        )
+
+    def log(self, task_id: str, *, from_chunk: int = 0) -> list[tuple[int, str]]:
+        """(chunk, text) of the newest attempt's output, from a chunk on."""
+        rows = self.conn.fetch_all(
+            self.q["tasks.log_chunks"], {"task_id": task_id, "from_chunk": from_chunk}
+        )
+        return [(int(r["chunk"]), r["data"]) for r in rows]
+
+    def count_by_status(self, project_id: str) -> list[tuple[str, str, int]]:
+        """(code name, status, count) for a project."""
+        rows = self.conn.fetch_all(self.q["tasks.count_by_status"], {"project_id": project_id})
+        return [(r["code_name"], r["status"], int(r["n"])) for r in rows]
+
+    def prune(self, *, before: float, limit: int) -> int:
+        """Delete finished tasks that ended before `before`; how many went."""
+        rows = self.conn.fetch_all(
+            self.q["tasks.prune_candidates"], {"before": before, "limit": limit}
+        )
+        ids = self.db.array([r["id"] for r in rows])
+        if rows:
+            for name in ("tasks.delete_attempts", "tasks.delete_logs", "tasks.delete_many"):
+                self.conn.execute(self.q[name], {"ids": ids})
+        return len(rows)
+
+    def children_summary(self, parent_id: str) -> dict[str, int]:
+        """Status counts of a task's children."""
+        rows = self.conn.fetch_all(self.q["tasks.children_summary"], {"parent_id": parent_id})
+        return {r["status"]: int(r["n"]) for r in rows}
+
+
+class CodeStore(_Store):
+    """Codes: Python task definitions and uploaded packages."""
+
+    def upsert_python(self, *, project_id: str, name: str, options: Mapping[str, Any], now: float | None = None) -> bool:
+        """Register a Python task; False if a package already has that name."""
+        from workhorse.domain.ids import new_id
+
+        row = self.conn.fetch_one(
+            self.q["codes.upsert_python"],
+            {
+                "id": new_id(),
+                "project_id": project_id,
+                "name": name,
+                "max_concurrency": options.get("max_concurrency"),
+                "retries": options.get("retries", 0),
+                "retries_delay": options.get("retries_delay", 0),
+                "backoff": bool(options.get("backoff", False)),
+                "priority": options.get("priority", 0),
+                "timeout": options.get("timeout", 3600),
+                "options": "{}",
+                "now": now,
+            },
+        )
+        return row is not None
+
+    def get(self, project_id: str, name: str) -> dict[str, Any] | None:
+        """A code's row, or None."""
+        row = self.conn.fetch_one(self.q["codes.get"], {"project_id": project_id, "name": name})
+        return None if row is None else _code_dict(row)
+
+    def get_by_id(self, project_id: str, code_id: str) -> dict[str, Any] | None:
+        """A code's row by id, or None."""
+        row = self.conn.fetch_one(self.q["codes.get_by_id"], {"project_id": project_id, "id": code_id})
+        return None if row is None else _code_dict(row)
+
+    def list(self, project_id: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Codes of a project by name."""
+        rows = self.conn.fetch_all(
+            self.q["codes.list"], {"project_id": project_id, "limit": limit, "offset": offset}
+        )
+        return [_code_dict(r) for r in rows]
+
+    def upsert_package(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Create or bump a package code; None when the name belongs to a Python task."""
+        row = self.conn.fetch_one(self.q["codes.upsert_package"], params)
+        return None if row is None else _code_dict(row)
+
+    def insert_revision(self, params: Mapping[str, Any]) -> None:
+        """Store a revision's archive and metadata."""
+        self.conn.execute(self.q["codes.insert_revision"], params)
+
+    def get_revision(self, project_id: str, code_name: str, revision: int) -> dict[str, Any] | None:
+        """One revision including its archive."""
+        row = self.conn.fetch_one(
+            self.q["codes.get_revision"],
+            {"project_id": project_id, "code_name": code_name, "revision": revision},
+        )
+        return None if row is None else dict(row)
+
+    def list_revisions(
+        self, project_id: str, code_name: str, *, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Revisions, newest first, without archives."""
+        rows = self.conn.fetch_all(
+            self.q["codes.list_revisions"],
+            {"project_id": project_id, "code_name": code_name, "limit": limit, "offset": offset},
+        )
+        return [dict(r) for r in rows]
+
+    def set_paused(self, project_id: str, name: str, paused: bool) -> bool:
+        """Pause or resume; False if no such code."""
+        changed = self.conn.execute(
+            self.q["codes.set_paused"], {"project_id": project_id, "name": name, "paused": paused}
+        )
+        if changed and not paused:
+            self.conn.notify("tasks")
+        return bool(changed)
+
+    def delete(self, project_id: str, name: str) -> bool:
+        """Remove a code and its revisions; False if no such code."""
+        key = {"project_id": project_id, "name": name}
+        self.conn.execute(self.q["codes.delete_revisions"], key)
+        return bool(self.conn.execute(self.q["codes.delete"], key))
+
+
+def _code_dict(row: Row) -> dict[str, Any]:
+    data = dict(row)
+    data["paused"] = bool(data["paused"])
+    data["backoff"] = bool(data["backoff"])
+    data["options"] = json.loads(data.get("options") or "{}")
+    return data
+
+
+class RunnerStore(_Store):
+    """Runners: presence and heartbeats."""
+
+    def upsert(self, params: Mapping[str, Any]) -> None:
+        """Announce a runner."""
+        self.conn.execute(self.q["runners.upsert"], params)
+
+    def heartbeat(self, runner_id: str, *, running: int, status: str, now: float | None = None) -> bool:
+        """Refresh a runner; False if it had been forgotten."""
+        return bool(
+            self.conn.execute(
+                self.q["runners.heartbeat"],
+                {"id": runner_id, "running": running, "status": status, "now": now},
+            )
+        )
+
+    def delete(self, runner_id: str) -> None:
+        """Forget a runner that stopped."""
+        self.conn.execute(self.q["runners.delete"], {"id": runner_id})
+
+    def list(self, *, now: float | None = None) -> list[dict[str, Any]]:
+        """Known runners with `age` (seconds since heartbeat)."""
+        rows = self.conn.fetch_all(self.q["runners.list"], {"now": now})
+        return [{**dict(r), "codes": json.loads(r["codes"])} for r in rows]
+
+    def prune(self, *, before: float) -> int:
+        """Forget runners silent since `before`."""
+        return self.conn.execute(self.q["runners.prune"], {"before": before})
+
+
+class LeaderStore(_Store):
+    """Leadership leases."""
+
+    def acquire(self, name: str, holder: str, *, ttl: float, now: float | None = None) -> bool:
+        """Take or renew; True when `holder` leads."""
+        row = self.conn.fetch_one(
+            self.q["leaders.acquire"], {"name": name, "holder": holder, "ttl": ttl, "now": now}
+        )
+        return row is not None and row["holder"] == holder
+
+    def resign(self, name: str, holder: str) -> None:
+        """Step down."""
+        self.conn.execute(self.q["leaders.resign"], {"name": name, "holder": holder})
+
+
+class Transaction:
+    """The stores of one open transaction."""
+
+    def __init__(self, conn: Connection, db: Database) -> None:
+        self.conn = conn
+        self._db = db
+
+    @cached_property
+    def tasks(self) -> TaskStore:
+        """Task store."""
+        return TaskStore(self.conn, self._db)
+
+    @cached_property
+    def codes(self) -> CodeStore:
+        """Code store."""
+        return CodeStore(self.conn, self._db)
+
+    @cached_property
+    def runners(self) -> RunnerStore:
+        """Runner store."""
+        return RunnerStore(self.conn, self._db)
+
+    @cached_property
+    def leaders(self) -> LeaderStore:
+        """Leader store."""
+        return LeaderStore(self.conn, self._db)
+
+    @cached_property
+    def messages(self) -> MessageStore:
+        """Message-queue store."""
+        from workhorse.storage.messages import MessageStore
+
+        return MessageStore(self.conn, self._db)
+
+    @cached_property
+    def schedules(self) -> ScheduleStore:
+        """Schedule store."""
+        from workhorse.storage.schedules import ScheduleStore
+
+        return ScheduleStore(self.conn, self._db)
+
+    @cached_property
+    def projects(self) -> ProjectStore:
+        """Projects and tokens."""
+        from workhorse.storage.projects import ProjectStore
+
+        return ProjectStore(self.conn, self._db)
+
+
+class Storage:
+    """The engine's handle on the database."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgres`."""
+        return self.db.dialect
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Transaction]:
+        """One transaction; commits on success, rolls back on error."""
+        with self.db.transaction(write=write) as conn:
+            yield Transaction(conn, self.db)
+
+    def run(
+        self,
+        fn: Callable[[Transaction], T],
+        *,
+        write: bool = True,
+        retry_for: float | None = None,
+    ) -> T:
+        """`fn(tx)` in a transaction, retried while the database is unavailable.
+
+        Args:
+            fn: the work; it may run more than once, so it must not have side
+                effects outside the transaction.
+            retry_for: give up after this many seconds (None: the producer budget
+                from settings; `float('inf')`: never).
+
+        Raises:
+            StorageUnavailable: the database stayed unavailable for `retry_for`.
+        """
+        budget = self.settings.producer_retry_seconds if retry_for is None else retry_for
+        deadline = time.monotonic() + budget
+        delay = 0.01
+        while True:
+            try:
+                with self.transaction(write=write) as tx:
+                    return fn(tx)
+            except Exception as exc:
+                if not self.db.is_transient(exc):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise StorageUnavailable(f"database unavailable: {exc}") from exc
+                log.warning(
+                    "database unavailable, retrying in %.2fs: %s",
+                    delay,
+                    exc,
+                    extra={"event": "storage_retry"},
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def listen(self, keys: Sequence[str]) -> Listener:
+        """Follow change announcements (see `storage.notify`)."""
+        return self.db.listen(keys)
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; returns the versions applied now."""
+        from workhorse.storage.migrate import apply_pending
+
+        return apply_pending(self.db)
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        self.db.close()

@@ -1,0 +1,1 @@
+"""Claims and runs tasks: fetcher, runners, supervisor (heartbeat and deadlines), completer."""

@@ -1,0 +1,1 @@
+"""How one task executes: a Python callable in-process, or a child process."""

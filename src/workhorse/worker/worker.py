@@ -1,0 +1,305 @@
+"""Worker: composes fetcher, runner threads, supervisor, completer and maintenance.
+
+    worker = Worker(storage, registry=app.registry, config=WorkerConfig(concurrency=8))
+    worker.start()
+    ...
+    worker.stop()          # graceful: stop claiming, let tasks finish, hand the rest back
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workhorse.client import DEFAULT_PROJECT
+from workhorse.domain.ids import new_id
+from workhorse.domain.retry import RetryPolicy, next_retry_delay, should_retry
+from workhorse.domain.task import Outcome, Task, TaskStatus
+from workhorse.errors import StorageUnavailable
+from workhorse.maintenance.election import Election
+from workhorse.maintenance.loop import MaintenanceLoop, Service
+from workhorse.maintenance.pruner import Pruner
+from workhorse.maintenance.rescuer import Rescuer
+from workhorse.storage import Storage
+from workhorse.worker.codecache import CodeCache
+from workhorse.worker.completer import Completer
+from workhorse.worker.fetcher import Fetcher, Slots
+from workhorse.worker.registry import Registry
+from workhorse.worker.runners.base import RunResult, Running
+from workhorse.worker.runners.process import Launcher, ProcessRunner
+from workhorse.worker.runners.python import PythonRunner
+from workhorse.worker.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How a runner process behaves.
+
+    Attributes:
+        concurrency: tasks run at once (threads).
+        prefetch: extra tasks claimed ahead of free threads (default: concurrency).
+        packages: whether this runner runs code packages (child processes).
+        shutdown_grace: seconds running tasks get to finish on a graceful stop.
+        kill_grace: seconds between SIGTERM and SIGKILL for a child process.
+        retention_seconds: finished tasks older than this are pruned.
+    """
+
+    concurrency: int = 8
+    prefetch: int | None = None
+    cluster: str = "default"
+    project_id: str = DEFAULT_PROJECT
+    packages: bool = True
+    shutdown_grace: float = 30.0
+    kill_grace: float = 5.0
+    retention_seconds: float = 7 * 24 * 3600.0
+    cache_dir: Path = field(default_factory=lambda: Path("var") / "cache" / "code")
+    maintenance: bool = True
+    runner_id: str | None = None
+
+
+class Worker:
+    """One runner process's engine."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        registry: Registry | None = None,
+        config: WorkerConfig | None = None,
+        launcher: Launcher | None = None,
+        extra_services: list[Service] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.config = config or WorkerConfig()
+        self.registry = registry or Registry()
+        self.id = self.config.runner_id or f"{socket.gethostname()}-{os.getpid()}-{new_id()[-6:]}"
+        settings = storage.settings
+        self.lease_seconds = settings.lease_seconds
+        prefetch = self.config.concurrency if self.config.prefetch is None else self.config.prefetch
+        self.slots = Slots(self.config.concurrency + prefetch)
+        self._inflight: dict[str, Running] = {}
+        self._inflight_lock = threading.Lock()
+        self._work: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.completer = Completer(storage)
+        self.python = PythonRunner(
+            self.registry, log_limit=settings.max_log_bytes, report_progress=self._report_progress
+        )
+        self.process = ProcessRunner(
+            CodeCache(storage, self.config.cache_dir),
+            launcher=launcher,
+            log_limit=settings.max_log_bytes,
+            append_log=self._append_log,
+            kill_grace=self.config.kill_grace,
+        )
+        self.fetcher = Fetcher(
+            storage,
+            self.slots,
+            self._dispatch,
+            {
+                "runner_id": self.id,
+                "cluster": self.config.cluster,
+                "project_id": self.config.project_id,
+                "codes": self.registry.names(),
+                "packages": self.config.packages,
+                "lease_seconds": self.lease_seconds,
+            },
+            self._stopping,
+        )
+        self.supervisor = Supervisor(
+            storage,
+            runner_id=self.id,
+            lease_seconds=self.lease_seconds,
+            inflight=self._snapshot,
+            abort=self.abort,
+            running_count=lambda: len(self._inflight),
+            status=lambda: "stopping" if self._stopping.is_set() else "running",
+        )
+        services: list[Service] = [
+            Rescuer(storage),
+            Pruner(storage, retention_seconds=self.config.retention_seconds),
+            *(extra_services or []),
+        ]
+        self.maintenance = (
+            MaintenanceLoop(Election(storage, self.id, ttl=self.lease_seconds), services)
+            if self.config.maintenance
+            else None
+        )
+
+    # -- life cycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Register, then start every part."""
+        self.storage.run(
+            lambda tx: tx.runners.upsert(
+                {
+                    "id": self.id,
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "cluster": self.config.cluster,
+                    "concurrency": self.config.concurrency,
+                    "codes": json.dumps(self.registry.names()),
+                    "sandbox": getattr(self.process.launcher, "name", "process"),
+                    "now": None,
+                }
+            ),
+            retry_for=float("inf"),
+        )
+        self.completer.start()
+        for i in range(self.config.concurrency):
+            thread = threading.Thread(target=self._execute_loop, name=f"task-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.supervisor.start()
+        self.fetcher.start()
+        if self.maintenance is not None:
+            self.maintenance.start()
+        log.info("runner %s started", self.id, extra={"event": "runner_started"})
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop claiming, let running tasks finish for `grace` seconds, hand the rest back."""
+        if self._stopped.is_set():
+            return
+        grace = self.config.shutdown_grace if grace is None else grace
+        self._stopping.set()
+        self.fetcher.join()
+        handed_back = self._take_unstarted()
+        deadline = time.monotonic() + grace
+        with self.slots.cond:
+            while self._started_inflight() and time.monotonic() < deadline:
+                self.slots.cond.wait(min(0.1, max(deadline - time.monotonic(), 0)))
+        for r in self._snapshot():
+            if r.abort(None, "runner shut down"):
+                handed_back.append((r.task.id, r.token, True))
+        for _ in self._threads:
+            self._work.put(None)
+        for thread in self._threads:
+            thread.join(timeout=self.config.kill_grace + 1)
+        self.completer.stop()
+        self._hand_back(handed_back)
+        self.supervisor.stop()
+        if self.maintenance is not None:
+            self.maintenance.stop()
+        self.python.close()
+        try:
+            self.storage.run(lambda tx: tx.runners.delete(self.id), retry_for=2)
+        except StorageUnavailable:
+            pass
+        self._stopped.set()
+        log.info("runner %s stopped", self.id, extra={"event": "runner_stopped"})
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until stopped."""
+        return self._stopped.wait(timeout)
+
+    # -- dispatch and execution ---------------------------------------------------
+
+    def _dispatch(self, task: Task, token: str) -> None:
+        running = Running(task, token)
+        with self._inflight_lock:
+            self._inflight[task.id] = running
+        self._work.put(running)
+
+    def _execute_loop(self) -> None:
+        while True:
+            running = self._work.get()
+            if running is None:
+                return
+            with self.slots.cond:
+                self.slots.waiting -= 1
+            if running.aborted is None:
+                running.started = True
+                running.deadline = time.monotonic() + running.task.timeout
+                result = self._run(running)
+                if running.finish():
+                    self.completer.put(self._outcome(running, result))
+            self._forget(running)
+
+    def _run(self, running: Running) -> RunResult:
+        try:
+            if running.task.kind == "python":
+                return self.python.run(running)
+            return self.process.run(running)
+        except Exception as exc:  # a runner bug must not kill the thread
+            log.exception("runner failed on task %s", running.task.id, extra={"event": "runner_bug"})
+            return RunResult(TaskStatus.ERROR, error=f"runner error: {exc}")
+
+    def _outcome(self, running: Running, result: RunResult) -> Outcome:
+        task = running.task
+        retry = None
+        if should_retry(result.status):
+            policy = RetryPolicy(task.retries, task.retries_delay, task.backoff)
+            retry = next_retry_delay(policy, task.attempt - task.lost_count)
+        return Outcome(
+            task_id=task.id,
+            lease_token=running.token,
+            status=result.status,
+            result=result.result,
+            error=result.error,
+            retry_delay=retry,
+            log=result.log,
+        )
+
+    def abort(self, running: Running, status: TaskStatus | None, reason: str) -> None:
+        """End an attempt now (timeout, cancel) or drop it (lease lost: status None)."""
+        if not running.abort(status, reason):
+            return
+        log.info("task %s aborted: %s", running.task.id, reason, extra={"event": "task_aborted"})
+        if status is not None:
+            self.completer.put(self._outcome(running, RunResult(status, error=reason)))
+        if not running.started:
+            return  # the thread that picks it up will release the slot
+
+    def _forget(self, running: Running) -> None:
+        with self._inflight_lock:
+            self._inflight.pop(running.task.id, None)
+        self.slots.release()
+
+    def _snapshot(self) -> list[Running]:
+        with self._inflight_lock:
+            return list(self._inflight.values())
+
+    def _started_inflight(self) -> bool:
+        return any(r.started for r in self._snapshot())
+
+    def _take_unstarted(self) -> list[tuple[str, str, bool]]:
+        back = []
+        for r in self._snapshot():
+            if not r.started and r.abort(None, "runner shut down"):
+                back.append((r.task.id, r.token, False))
+        return back
+
+    def _hand_back(self, handed_back: list[tuple[str, str, bool]]) -> None:
+        if not handed_back:
+            return
+        try:
+            self.storage.run(lambda tx: tx.tasks.release(handed_back), retry_for=5)
+        except StorageUnavailable:
+            log.warning(
+                "could not hand %d tasks back; they return when their leases expire",
+                len(handed_back),
+                extra={"event": "hand_back_failed"},
+            )
+
+    # -- callbacks from runners ------------------------------------------------
+
+    def _report_progress(self, running: Running, percent: int, message: str | None) -> bool:
+        return self.storage.run(
+            lambda tx: tx.tasks.set_progress(running.task.id, running.token, percent, message)
+        )
+
+    def _append_log(self, running: Running, chunk: int, text: str) -> None:
+        self.storage.run(
+            lambda tx: tx.tasks.append_log(running.task.id, running.task.attempt, chunk, text)
+        )
