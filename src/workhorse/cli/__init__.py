@@ -1,0 +1,1 @@
+"""The `workhorse` command line: up, runner, migrate, status, task, code, queue, schedule."""

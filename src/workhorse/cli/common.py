@@ -1,0 +1,96 @@
+"""What every command shares: settings from flags, a client, error reporting, tables."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from workhorse.client import DEFAULT_PROJECT, Client
+from workhorse.errors import InvalidInput, NotFound, StorageUnavailable, WorkhorseError
+from workhorse.settings import Settings
+from workhorse.storage import Storage, open_storage
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """Lazily opened storage shared by one command invocation."""
+
+    def __init__(self, database_url: str | None, project_id: str) -> None:
+        self.settings = Settings.from_env(database_url=database_url)
+        self.project_id = project_id
+        self._storage: Storage | None = None
+
+    @property
+    def storage(self) -> Storage:
+        """Open (and migrate) on first use."""
+        if self._storage is None:
+            self._storage = open_storage(self.settings, migrate=True)
+        return self._storage
+
+    @property
+    def client(self) -> Client:
+        """A client for the selected project."""
+        return Client(self.storage, project_id=self.project_id, settings=self.settings)
+
+    def close(self) -> None:
+        """Close the storage if it was opened."""
+        if self._storage is not None:
+            self._storage.close()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn Workhorse errors into a one-line message and exit code 1 (2 for bad input)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InvalidInput, NotFound) as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            sys.exit(2)
+        except (StorageUnavailable, WorkhorseError) as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def fmt_time(epoch: float | None) -> str:
+    """Epoch seconds as a short UTC time."""
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Print a Rich table."""
+    t = Table(title=title, header_style="bold")
+    for c in columns:
+        t.add_column(c)
+    for row in rows:
+        t.add_row(*("-" if v is None else str(v) for v in row))
+    console.print(t)
+
+
+def emit_json(data: Any) -> None:
+    """Print machine-readable output."""
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+
+
+__all__ = ["DEFAULT_PROJECT"]

@@ -1,0 +1,140 @@
+"""`workhorse runner` and `workhorse up`: run tasks until told to stop."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from workhorse.app import App
+from workhorse.cli.common import Context, console, handle_errors, pass_ctx
+from workhorse.errors import InvalidInput
+from workhorse.worker.registry import Registry
+from workhorse.worker.worker import Worker, WorkerConfig
+
+
+def load_app(spec: str) -> App:
+    """Import `module:attribute` (the current directory is importable)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise InvalidInput(f"--app takes module:attribute, e.g. tasks:app (got {spec!r})")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidInput(f"cannot import {module_name!r}: {exc}") from None
+    app = getattr(module, attr, None)
+    if not isinstance(app, App):
+        raise InvalidInput(f"{spec} is not a workhorse.App")
+    return app
+
+
+def run_worker(ctx: Context, worker: Worker, banner: list[str]) -> None:
+    """Start, print the banner, wait for SIGINT/SIGTERM, then stop gracefully."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            if signum == signal.SIGINT:  # a second Ctrl-C: do not wait for running tasks
+                console.print("[red]second Ctrl-C: stopping now[/red]")
+                os._exit(1)
+            return
+        console.print(f"[yellow]{signal.Signals(signum).name}: finishing running tasks...[/yellow]")
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    worker.start()
+    for line in banner:
+        console.print(line)
+    stop.wait()
+    worker.stop()
+    console.print("stopped")
+
+
+def _worker_for(ctx: Context, app_spec: str | None, config: WorkerConfig) -> Worker:
+    if app_spec:
+        app = load_app(app_spec)
+        if app.settings.database_url != ctx.settings.database_url and not os.environ.get(
+            "WORKHORSE_DATABASE_URL"
+        ):
+            ctx.settings = app.settings
+        app.register_all()
+        return Worker(app.storage, registry=app.registry, config=config)
+    return Worker(ctx.storage, registry=Registry(), config=config)
+
+
+def _describe(worker: Worker, ctx: Context) -> list[str]:
+    names = worker.registry.names()
+    sandbox = worker.process.launcher.name
+    lines = [
+        f"[bold green]runner {worker.id}[/bold green] on {ctx.settings.database_url}",
+        f"  concurrency {worker.config.concurrency}, cluster {worker.config.cluster!r}",
+        f"  Python tasks: {', '.join(names) if names else 'none (pass --app module:app)'}",
+        f"  code packages: {'yes, ' + sandbox if worker.config.packages else 'no'}",
+    ]
+    if worker.config.packages and sandbox == "process":
+        lines.append(
+            "  [bold yellow]warning: no sandbox; code packages run as plain child processes[/bold yellow]"
+        )
+    return lines
+
+
+runner_options = [
+    click.option("--app", "app_spec", default=None, help="module:attribute of a workhorse.App"),
+    click.option("-c", "--concurrency", default=8, show_default=True, type=click.IntRange(1, 1024)),
+    click.option("--prefetch", default=None, type=click.IntRange(0, 1000),
+                 help="tasks claimed ahead of free threads (default: concurrency)"),
+    click.option("--cluster", default="default", show_default=True),
+    click.option("--packages/--no-packages", default=True, show_default=True,
+                 help="run code packages (child processes) too"),
+    click.option("--shutdown-grace", default=30.0, show_default=True, type=float,
+                 help="seconds running tasks get to finish on SIGTERM"),
+    click.option("--cache-dir", default=Path("var") / "cache" / "code", type=click.Path(path_type=Path)),
+]
+
+
+def with_runner_options(fn):  # type: ignore[no-untyped-def]
+    """Attach the runner options."""
+    for option in reversed(runner_options):
+        fn = option(fn)
+    return fn
+
+
+def _config(**kw: object) -> WorkerConfig:
+    return WorkerConfig(
+        concurrency=kw["concurrency"],  # type: ignore[arg-type]
+        prefetch=kw["prefetch"],  # type: ignore[arg-type]
+        cluster=kw["cluster"],  # type: ignore[arg-type]
+        packages=kw["packages"],  # type: ignore[arg-type]
+        shutdown_grace=kw["shutdown_grace"],  # type: ignore[arg-type]
+        cache_dir=kw["cache_dir"],  # type: ignore[arg-type]
+    )
+
+
+@click.command()
+@with_runner_options
+@pass_ctx
+@handle_errors
+def runner(ctx: Context, app_spec: str | None, **kw: object) -> None:
+    """Claim and run tasks (any number of runners may share one database)."""
+    worker = _worker_for(ctx, app_spec, _config(**kw))
+    run_worker(ctx, worker, _describe(worker, ctx))
+
+
+@click.command()
+@with_runner_options
+@pass_ctx
+@handle_errors
+def up(ctx: Context, app_spec: str | None, **kw: object) -> None:
+    """Everything on one machine: migrate, then run a runner (and the API, when installed)."""
+    ctx.storage.migrate()
+    worker = _worker_for(ctx, app_spec, _config(**kw))
+    banner = [*_describe(worker, ctx), "", "Queue a task:  workhorse task queue CODE --payload '{...}'",
+              "Watch:         workhorse status   |   workhorse task list", "Stop:          Ctrl-C"]
+    run_worker(ctx, worker, banner)
