@@ -42,9 +42,8 @@ class Running:
         """Install (or clear) how to stop the run; an abort already asked for fires now."""
         with self._lock:
             self._interrupt = hook
-            fire = hook is not None and self.aborted is not None
-        if fire and hook is not None:
-            hook()
+            if hook is not None and self.aborted is not None:
+                hook()
 
     def finish(self) -> bool:
         """Claim the right to report; False if an abort already reported."""
@@ -59,14 +58,15 @@ class Running:
 
         Returns True when this call is the one that ended the attempt.
         """
+        # The hook fires under the lock so that a run which has just ended (and
+        # cleared its hook) can never receive the interruption meant for it.
         with self._lock:
             if self._done:
                 return False
             self._done = True
             self.aborted = (status, reason)
-            hook = self._interrupt
-        if hook is not None:
-            hook()
+            if self._interrupt is not None:
+                self._interrupt()
         return True
 
 

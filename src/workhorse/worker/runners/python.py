@@ -92,7 +92,8 @@ class PythonRunner:
         ctx_token = set_current(self._context(running))
         buf_token = capture.bind(buf)
         try:
-            running.set_interrupt(lambda: _raise_in_thread(threading.get_ident()))
+            thread_id = threading.get_ident()
+            running.set_interrupt(lambda: _raise_in_thread(thread_id))
             try:
                 value = definition.fn(*args, **kwargs)
             finally:

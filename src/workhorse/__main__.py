@@ -1,0 +1,5 @@
+"""`python -m workhorse` runs the command line."""
+
+from workhorse.cli.main import main
+
+main()

@@ -1,0 +1,56 @@
+"""Helpers for tests that start real runner processes and kill them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def spawn_runner(tmp_path: Path, database_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `workhorse runner --app chaos_app:app` processes; all are killed at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(*extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        full_env = {
+            **os.environ,
+            "WORKHORSE_DATABASE_URL": database_url,
+            "WORKHORSE_LEASE_SECONDS": "2",
+            "CHAOS_RUNS_FILE": str(tmp_path / "runs.txt"),
+            "PYTHONPATH": str(HERE),
+            **(env or {}),
+        }
+        with (tmp_path / f"runner-{len(procs)}.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "workhorse", "runner", "--app", "chaos_app:app",
+                 "--concurrency", "4", "--cache-dir", str(tmp_path / "cache"), *extra],
+                cwd=HERE, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        procs.append(proc)
+        return proc
+
+    yield spawn
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll a condition read from the database until it holds."""
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.2)

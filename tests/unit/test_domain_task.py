@@ -1,0 +1,94 @@
+"""Task validation and the status machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from workhorse.domain.task import (
+    CodeDefaults,
+    TaskOptions,
+    TaskStatus,
+    build_task,
+    can_move,
+    decode_python_payload,
+    python_payload,
+)
+from workhorse.errors import InvalidInput, PayloadTooLarge
+
+CODE = CodeDefaults(name="resize", kind="python", priority=1, timeout=60, retries=2, retries_delay=5)
+
+
+def build(payload: str = "", **options: object):  # type: ignore[no-untyped-def]
+    return build_task(
+        task_id="t1",
+        project_id="p",
+        code=CODE,
+        payload=payload,
+        options=TaskOptions(**options),  # type: ignore[arg-type]
+        max_payload_bytes=100,
+    )
+
+
+def test_code_defaults_fill_unset_options() -> None:
+    task = build()
+    assert (task.priority, task.timeout, task.retries, task.retries_delay) == (1, 60, 2, 5)
+
+
+def test_options_override_code_defaults() -> None:
+    task = build(priority=2, timeout=5, retries=0, delay=30, label="x")
+    assert (task.priority, task.timeout, task.retries, task.delay, task.label) == (2, 5, 0, 30.0, "x")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"priority": 3}, "priority"),
+        ({"priority": "high"}, "priority"),
+        ({"delay": -1}, "delay"),
+        ({"delay": 8 * 24 * 3600}, "delay"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": True}, "timeout"),
+        ({"retries": 101}, "retries"),
+        ({"label": "x" * 300}, "label"),
+        ({"cluster": ""}, "cluster"),
+    ],
+)
+def test_bad_options_name_the_field(options: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        build(**options)
+
+
+def test_payload_over_the_limit_is_refused() -> None:
+    with pytest.raises(PayloadTooLarge, match="101 bytes"):
+        build("x" * 101)
+
+
+def test_payload_limit_counts_utf8_bytes() -> None:
+    with pytest.raises(PayloadTooLarge):
+        build("é" * 51)
+
+
+def test_python_payload_round_trips() -> None:
+    assert decode_python_payload(python_payload((1, "a"), {"k": [2]})) == ([1, "a"], {"k": [2]})
+
+
+@pytest.mark.parametrize("payload", ["[1]", '{"other": 1}', '{"args": {}}', "not json"])
+def test_python_payload_of_another_shape_is_refused(payload: str) -> None:
+    with pytest.raises(InvalidInput):
+        decode_python_payload(payload)
+
+
+def test_unserialisable_arguments_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="JSON"):
+        python_payload((object(),), {})
+
+
+def test_final_statuses_only_move_back_to_queued() -> None:
+    for status in TaskStatus:
+        if status.is_final:
+            assert [s for s in TaskStatus if can_move(status, s)] == [TaskStatus.QUEUED]
+
+
+def test_queued_cannot_complete_without_running() -> None:
+    assert not can_move(TaskStatus.QUEUED, TaskStatus.COMPLETE)
+    assert can_move(TaskStatus.RUNNING, TaskStatus.COMPLETE)

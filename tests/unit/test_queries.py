@@ -1,0 +1,37 @@
+"""Named queries: the loader's checks, and both dialects in lockstep."""
+
+from __future__ import annotations
+
+import pytest
+
+from workhorse.storage.queries import load, migrations, parse
+
+# Names that exist in one dialect only, on purpose.
+DIALECT_ONLY: set[str] = set()
+
+
+def test_parse_splits_named_blocks_and_drops_comment_lines() -> None:
+    found = parse("-- name: a\n-- what a does\nSELECT 1;\n\n-- name: b\nSELECT 2;\n", "x.sql")
+    assert found == {"a": "SELECT 1", "b": "SELECT 2"}
+
+
+def test_parse_refuses_duplicates() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        parse("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n", "x.sql")
+
+
+def test_parse_refuses_empty_queries() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        parse("-- name: a\n-- only a comment\n", "x.sql")
+
+
+def test_both_dialects_define_the_same_queries() -> None:
+    sqlite, postgres = set(load("sqlite")), set(load("postgres"))
+    assert sqlite - DIALECT_ONLY == postgres - DIALECT_ONLY
+
+
+def test_migrations_are_numbered_in_lockstep() -> None:
+    sqlite = [(v, n) for v, n, _ in migrations("sqlite")]
+    postgres = [(v, n) for v, n, _ in migrations("postgres")]
+    assert sqlite == postgres
+    assert [v for v, _ in sqlite] == list(range(1, len(sqlite) + 1))
