@@ -1,0 +1,439 @@
+"""Message operations (IronMQ v3 message endpoints): post, reserve with long
+polling, get, peek, delete, batch delete, touch, release and clear."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from workhorse.domain.ids import new_id, new_token
+from workhorse.domain.message import (
+    MAX_PER_CALL,
+    Message,
+    NewMessage,
+    ReserveRequest,
+    resolve_timeout,
+    should_dead_letter,
+    validate_count,
+    validate_delay,
+    validate_new_messages,
+    validate_queue_name,
+    validate_reserve,
+    validate_timeout,
+)
+from workhorse.domain.push import SubscriberStatus, initial_statuses
+from workhorse.domain.queue import QueueInfo
+from workhorse.errors import InvalidInput, NotFound
+from workhorse.queues.admin import QueueAdmin
+from workhorse.queues.push import PushRounds
+from workhorse.queues.refusal import MESSAGE_NOT_FOUND, QUEUE_NOT_FOUND, refusal
+from workhorse.storage.base import Listener
+from workhorse.storage.messages import queue_key
+from workhorse.storage.stores import Transaction
+
+log = logging.getLogger(__name__)
+
+# A reserve that keeps finding messages to dead-letter stops refilling after this
+# many rounds.
+DEAD_LETTER_ROUNDS = 10
+# With a stop event, a long poll checks it this often (a local event, no queries).
+STOP_CHECK_SECONDS = 0.25
+# A long poll re-checks the database at least this often even when nothing is
+# announced.
+MAX_IDLE_SECONDS = 5.0
+
+
+class MessageQueues(QueueAdmin):
+    """Every queue and message operation within one project.
+
+    Every method taking `now` uses the database clock when it is None; tests pass
+    a fixed time. Thread-safe: each call runs in its own transaction.
+    """
+
+    def with_project(self, project_id: str) -> MessageQueues:
+        """The same operations, for another project."""
+        return MessageQueues(
+            self.storage, project_id=project_id, settings=self.settings
+        )
+
+    def post(
+        self,
+        name: str,
+        messages: Sequence[NewMessage | str],
+        *,
+        now: float | None = None,
+    ) -> list[str]:
+        """Post 1-100 messages in one transaction; their ids, in order, once committed.
+
+        The queue is created (as a pull queue with defaults) if it does not exist.
+        """
+        name = validate_queue_name(name)
+        items = validate_new_messages(
+            [m if isinstance(m, NewMessage) else NewMessage(m) for m in messages],
+            self.settings.max_message_bytes,
+        )
+        ids = [new_id() for _ in items]
+        queue_id = new_id()
+        pairs = list(zip(ids, items, strict=True))
+        self.storage.run(
+            lambda tx: tx.messages.post(
+                self.project_id, name, pairs, queue_id=queue_id, now=now
+            )
+        )
+        return ids
+
+    def reserve(
+        self,
+        name: str,
+        n: int = 1,
+        *,
+        timeout: float | None = None,
+        wait: float = 0,
+        delete: bool = False,
+        now: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[Message]:
+        """Reserve up to `n` messages from the front of a pull queue.
+
+        Args:
+            timeout: seconds the reservation holds (None or 0: the queue's timeout).
+            wait: long-poll up to this many seconds (at most 30) for a first
+                message; returns as soon as one is available.
+            delete: pop: delete the messages as they are handed out.
+            stop: when set, a long poll gives up early with what it has (nothing).
+
+        Raises:
+            NotFound: the queue does not exist.
+        """
+        name = validate_queue_name(name)
+        request = validate_reserve(n, timeout, wait)
+        if request.wait <= 0:
+            return self._reserve_once(name, request, delete, now)[0]
+        # urgent: a waiting consumer should see another process's post at once
+        listener = self.storage.listen([queue_key(self.project_id, name)], urgent=True)
+        try:
+            deadline = time.monotonic() + request.wait
+            while True:
+                got, due_in = self._reserve_once(name, request, delete, now)
+                remaining = deadline - time.monotonic()
+                if got or remaining <= 0 or (stop is not None and stop.is_set()):
+                    return got
+                pause = min(
+                    remaining,
+                    MAX_IDLE_SECONDS if due_in is None else max(due_in, 0.001),
+                )
+                self._wait(listener, pause, stop)
+        finally:
+            listener.close()
+
+    @staticmethod
+    def _wait(listener: Listener, seconds: float, stop: threading.Event | None) -> None:
+        if stop is None:
+            listener.wait(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or listener.wait(min(left, STOP_CHECK_SECONDS)):
+                return
+
+    def _reserve_once(
+        self, name: str, request: ReserveRequest, delete: bool, now: float | None
+    ) -> tuple[list[Message], float | None]:
+        def work(tx: Transaction) -> tuple[list[Message], float | None]:
+            queue = tx.messages.get_queue(self.project_id, name)
+            if queue is None:
+                raise NotFound(QUEUE_NOT_FOUND)
+            if queue.settings.is_push:
+                raise InvalidInput(
+                    "a push queue delivers to its subscribers; "
+                    "it cannot be reserved from"
+                )
+            tx.messages.promote(self.project_id, name, now=now)
+            timeout = resolve_timeout(request.timeout, queue.settings.message_timeout)
+            got = self._reserve_with_dead_letters(tx, queue, request.n, timeout, now)
+            if delete and got:
+                tx.messages.delete_seqs([seq for seq, _ in got])
+            due = None
+            if not got and request.wait > 0:
+                due = tx.messages.next_due(self.project_id, name, now=now)
+            return [m for _, m in got], due
+
+        return self.storage.run(work)
+
+    def _reserve_with_dead_letters(
+        self, tx: Transaction, queue: QueueInfo, n: int, timeout: int, now: float | None
+    ) -> list[tuple[int, Message]]:
+        dead_letter = queue.settings.dead_letter
+        kept: list[tuple[int, Message]] = []
+        for _ in range(DEAD_LETTER_ROUNDS):
+            want = n - len(kept)
+            got = tx.messages.reserve(
+                self.project_id, queue.name, n=want, timeout=timeout, now=now
+            )
+            if dead_letter is None:
+                return got
+            # reserved_count now includes this reservation; the rule wants the count
+            # before it.
+            over = [
+                seq
+                for seq, m in got
+                if should_dead_letter(
+                    m.reserved_count - 1, dead_letter.max_reservations
+                )
+            ]
+            kept.extend((seq, m) for seq, m in got if seq not in over)
+            if over:
+                _, expiration = tx.messages.upsert_for_post(
+                    self.project_id,
+                    dead_letter.queue_name,
+                    new_id(),
+                    len(over),
+                    now=now,
+                )
+                tx.messages.dead_letter(
+                    self.project_id,
+                    over,
+                    target=dead_letter.queue_name,
+                    expiration=expiration,
+                    now=now,
+                )
+                log.info(
+                    "moved %d messages of %s to dead-letter queue %s",
+                    len(over),
+                    queue.name,
+                    dead_letter.queue_name,
+                    extra={"event": "messages_dead_lettered"},
+                )
+            if not over or len(got) < want:
+                break
+        return kept
+
+    def get_message(
+        self, name: str, message_id: str, *, now: float | None = None
+    ) -> Message:
+        """One message by id (reserved or not)."""
+        name = validate_queue_name(name)
+        found = self.storage.run(
+            lambda tx: tx.messages.get(self.project_id, name, message_id, now=now),
+            write=False,
+        )
+        if found is None:
+            raise NotFound(self._missing(name))
+        return found
+
+    def peek(self, name: str, n: int = 1, *, now: float | None = None) -> list[Message]:
+        """The next `n` messages a reserve would return; nothing is reserved."""
+        name = validate_queue_name(name)
+        n = validate_count(n)
+
+        def work(tx: Transaction) -> list[Message]:
+            if tx.messages.get_queue(self.project_id, name) is None:
+                raise NotFound(QUEUE_NOT_FOUND)
+            return tx.messages.peek(self.project_id, name, n=n, now=now)
+
+        return self.storage.run(work, write=False)
+
+    def _missing(self, name: str) -> str:
+        exists = self.storage.run(
+            lambda tx: tx.messages.get_queue(self.project_id, name), write=False
+        )
+        return MESSAGE_NOT_FOUND if exists else QUEUE_NOT_FOUND
+
+    def delete(
+        self,
+        name: str,
+        message_id: str,
+        reservation_id: str | None = None,
+        *,
+        subscriber_name: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Delete a message: a reserved one needs its current reservation id.
+
+        With `subscriber_name`, acknowledges a push delivery that subscriber
+        answered with 202 (the message goes once every subscriber is done).
+
+        Raises:
+            StaleLease: the reservation expired or was replaced (HTTP 403).
+            NotFound: no such message or queue.
+        """
+        name = validate_queue_name(name)
+        if subscriber_name:
+            if not reservation_id:
+                raise InvalidInput(
+                    "acknowledging a push delivery needs its reservation_id"
+                )
+            self.storage.run(
+                lambda tx: PushRounds(self.storage, project_id=self.project_id).ack(
+                    tx,
+                    name=name,
+                    message_id=message_id,
+                    subscriber_name=subscriber_name,
+                    reservation_id=reservation_id,
+                    now=now,
+                )
+            )
+            return
+
+        def work(tx: Transaction) -> None:
+            if not tx.messages.delete(
+                self.project_id, name, message_id, reservation_id, now=now
+            ):
+                raise refusal(
+                    tx,
+                    self.project_id,
+                    name,
+                    message_id,
+                    reservation_id=reservation_id,
+                    now=now,
+                )
+
+        self.storage.run(work)
+
+    def delete_many(
+        self,
+        name: str,
+        items: Sequence[tuple[str, str | None]],
+        *,
+        now: float | None = None,
+    ) -> list[str]:
+        """Delete up to 100 (id, reservation id or None) pairs in one statement.
+
+        Each pair follows the rule of `delete`; those that do not apply (stale,
+        missing) are left alone. Returns the ids deleted.
+        """
+        name = validate_queue_name(name)
+        if not 1 <= len(items) <= MAX_PER_CALL:
+            raise InvalidInput(
+                f"delete 1 to {MAX_PER_CALL} messages at a time, got {len(items)}"
+            )
+        for message_id, rid in items:
+            if (
+                not isinstance(message_id, str)
+                or not message_id
+                or (rid is not None and not isinstance(rid, str))
+            ):
+                raise InvalidInput(
+                    "each item needs an id string and an optional reservation_id string"
+                )
+
+        def work(tx: Transaction) -> list[str]:
+            deleted = tx.messages.delete_many(self.project_id, name, items, now=now)
+            if not deleted and tx.messages.get_queue(self.project_id, name) is None:
+                raise NotFound(QUEUE_NOT_FOUND)
+            return deleted
+
+        return self.storage.run(work)
+
+    def touch(
+        self,
+        name: str,
+        message_id: str,
+        reservation_id: str,
+        *,
+        timeout: float | None = None,
+        now: float | None = None,
+    ) -> str:
+        """Extend a live reservation; returns its new id (the old one stops working)."""
+        name = validate_queue_name(name)
+        requested = validate_timeout(timeout)
+        if not reservation_id:
+            raise InvalidInput("touch needs the message's reservation_id")
+        new_rid = new_token()
+
+        def work(tx: Transaction) -> str:
+            queue = tx.messages.get_queue(self.project_id, name)
+            if queue is None:
+                raise NotFound(QUEUE_NOT_FOUND)
+            seconds = resolve_timeout(requested, queue.settings.message_timeout)
+            applied = tx.messages.touch(
+                self.project_id,
+                name,
+                message_id,
+                reservation_id,
+                new_reservation_id=new_rid,
+                timeout=seconds,
+                now=now,
+            )
+            if applied is None:
+                raise refusal(
+                    tx,
+                    self.project_id,
+                    name,
+                    message_id,
+                    reservation_id=reservation_id,
+                    now=now,
+                )
+            return new_rid
+
+        return self.storage.run(work)
+
+    def release(
+        self,
+        name: str,
+        message_id: str,
+        reservation_id: str,
+        *,
+        delay: float = 0,
+        now: float | None = None,
+    ) -> None:
+        """Give a reservation back: the message returns to the front after `delay`."""
+        name = validate_queue_name(name)
+        seconds = validate_delay(delay)
+        if not reservation_id:
+            raise InvalidInput("release needs the message's reservation_id")
+
+        def work(tx: Transaction) -> None:
+            if not tx.messages.release(
+                self.project_id,
+                name,
+                message_id,
+                reservation_id,
+                delay=seconds,
+                now=now,
+            ):
+                raise refusal(
+                    tx,
+                    self.project_id,
+                    name,
+                    message_id,
+                    reservation_id=reservation_id,
+                    now=now,
+                )
+
+        self.storage.run(work)
+
+    def clear(self, name: str) -> int:
+        """Delete every message of a queue, reserved or not; how many."""
+        name = validate_queue_name(name)
+
+        def work(tx: Transaction) -> int:
+            if tx.messages.get_queue(self.project_id, name) is None:
+                raise NotFound(QUEUE_NOT_FOUND)
+            return tx.messages.clear(self.project_id, name)
+
+        return self.storage.run(work)
+
+    def push_statuses(self, name: str, message_id: str) -> list[SubscriberStatus]:
+        """Delivery status per subscriber of a push message (queued until tried)."""
+        name = validate_queue_name(name)
+
+        def work(tx: Transaction) -> list[SubscriberStatus]:
+            queue = tx.messages.get_queue(self.project_id, name)
+            if queue is None:
+                raise NotFound(QUEUE_NOT_FOUND)
+            if queue.settings.push is None:
+                raise InvalidInput("only push queues have delivery status")
+            statuses = tx.messages.push_statuses(self.project_id, name, message_id)
+            if statuses:
+                return statuses
+            if tx.messages.get(self.project_id, name, message_id) is None:
+                raise NotFound(MESSAGE_NOT_FOUND)
+            return initial_statuses(
+                queue.settings.push.subscribers, queue.settings.push.retries
+            )
+
+        return self.storage.run(work, write=False)
