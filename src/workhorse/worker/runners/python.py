@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from workhorse.domain.task import TaskStatus, decode_python_payload
+from workhorse.domain.task import TaskStatus, compact_json, decode_python_payload
 from workhorse.errors import TaskInterrupted, WorkhorseError
 from workhorse.worker import capture
 from workhorse.worker.context import TaskContext, reset_current, set_current
 from workhorse.worker.registry import Registry, TaskDefinition
-from workhorse.worker.runners.base import RunResult, Running
+from workhorse.worker.runners.base import Running, RunResult
 
 MAX_TRACEBACK_CHARS = 8000
 
@@ -33,10 +32,12 @@ def _raise_in_thread(thread_id: int) -> None:
 
 def _completed(value: Any, buf: capture.LogBuffer) -> RunResult:
     try:
-        result = json.dumps(value, separators=(",", ":"))
+        result = "null" if value is None else compact_json(value)
     except (TypeError, ValueError) as exc:
         return RunResult(
-            TaskStatus.ERROR, error=f"result is not JSON-serialisable: {exc}", log=buf.text() or None
+            TaskStatus.ERROR,
+            error=f"result is not JSON-serialisable: {exc}",
+            log=buf.text() or None,
         )
     return RunResult(TaskStatus.COMPLETE, result=result, log=buf.text() or None)
 
@@ -55,18 +56,24 @@ class PythonRunner:
         *,
         log_limit: int,
         report_progress: Callable[[Running, int, str | None], bool],
+        queue_children: Callable[[Running, str, list[str], dict[str, Any]], list[str]],
     ) -> None:
         self.registry = registry
         self.log_limit = log_limit
         self._report_progress = report_progress
+        self._queue_children = queue_children
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         capture.install()
 
-    def _prepare(self, running: Running) -> tuple[TaskDefinition, list[Any], dict[str, Any]]:
+    def _prepare(
+        self, running: Running
+    ) -> tuple[TaskDefinition, list[Any], dict[str, Any]]:
         definition = self.registry.get(running.task.code_name)
         if definition is None:
-            raise WorkhorseError(f"no Python task {running.task.code_name!r} in this runner's app")
+            raise WorkhorseError(
+                f"no Python task {running.task.code_name!r} in this runner's app"
+            )
         args, kwargs = decode_python_payload(running.task.payload)
         return definition, args, kwargs
 
@@ -78,6 +85,7 @@ class PythonRunner:
             code_name=task.code_name,
             payload=task.payload,
             _report_progress=lambda p, m: self._report_progress(running, p, m),
+            _queue_children=lambda c, ps, o: self._queue_children(running, c, ps, o),
         )
 
     def run(self, running: Running) -> RunResult:
@@ -99,9 +107,13 @@ class PythonRunner:
             finally:
                 running.set_interrupt(None)
         except TaskInterrupted:
-            return RunResult(TaskStatus.ERROR, error="interrupted", log=buf.text() or None)
+            return RunResult(
+                TaskStatus.ERROR, error="interrupted", log=buf.text() or None
+            )
         except Exception as exc:  # the task's own failure, whatever it is
-            return RunResult(TaskStatus.ERROR, error=_failure(exc), log=buf.text() or None)
+            return RunResult(
+                TaskStatus.ERROR, error=_failure(exc), log=buf.text() or None
+            )
         finally:
             capture.unbind(buf_token)
             reset_current(ctx_token)
@@ -112,19 +124,29 @@ class PythonRunner:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="async-tasks", daemon=True)
+            thread = threading.Thread(
+                target=loop.run_forever, name="async-tasks", daemon=True
+            )
             thread.start()
             self._loop, self._loop_thread = loop, thread
         return self._loop
 
     def _run_on_loop(
-        self, running: Running, definition: TaskDefinition, args: list[Any], kwargs: dict[str, Any]
+        self,
+        running: Running,
+        definition: TaskDefinition,
+        args: list[Any],
+        kwargs: dict[str, Any],
     ) -> RunResult:
         loop = self._ensure_loop()
         future = asyncio.run_coroutine_threadsafe(
             self._run_async(running, definition, args, kwargs), loop
         )
-        running.set_interrupt(lambda: loop.call_soon_threadsafe(future.cancel))
+
+        def cancel() -> None:
+            loop.call_soon_threadsafe(future.cancel)
+
+        running.set_interrupt(cancel)
         try:
             return future.result()
         except BaseException:  # cancelled by an abort
@@ -133,7 +155,11 @@ class PythonRunner:
             running.set_interrupt(None)
 
     async def _run_async(
-        self, running: Running, definition: TaskDefinition, args: list[Any], kwargs: dict[str, Any]
+        self,
+        running: Running,
+        definition: TaskDefinition,
+        args: list[Any],
+        kwargs: dict[str, Any],
     ) -> RunResult:
         buf = capture.LogBuffer(self.log_limit)
         set_current(self._context(running))
@@ -141,7 +167,9 @@ class PythonRunner:
         try:
             value = await definition.fn(*args, **kwargs)
         except Exception as exc:  # the task's own failure
-            return RunResult(TaskStatus.ERROR, error=_failure(exc), log=buf.text() or None)
+            return RunResult(
+                TaskStatus.ERROR, error=_failure(exc), log=buf.text() or None
+            )
         return _completed(value, buf)
 
     def close(self) -> None:
@@ -150,3 +178,6 @@ class PythonRunner:
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._loop_thread is not None:
                 self._loop_thread.join(timeout=2)
+            if not self._loop.is_running():
+                self._loop.close()
+            self._loop = None
