@@ -16,6 +16,7 @@ from workhorse.errors import (
     TaskFailed,
     WorkhorseError,
 )
+from workhorse.schedules import Schedule, ScheduleClient, ScheduleInfo
 from workhorse.settings import Settings
 from workhorse.worker.context import TaskContext, current_task
 
@@ -25,6 +26,9 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
+    "Schedule",
+    "ScheduleClient",
+    "ScheduleInfo",
     "Settings",
     "StaleLease",
     "StorageUnavailable",

@@ -23,19 +23,30 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from workhorse.client import DEFAULT_PROJECT, Client
 from workhorse.clock import to_datetime
 from workhorse.domain.task import Attempt, Task, TaskOptions, TaskStatus, python_payload
 from workhorse.errors import InvalidInput, TaskFailed, WorkhorseError
+from workhorse.schedules import Schedule, ScheduleClient, ScheduleInfo
 from workhorse.settings import Settings
 from workhorse.storage import Storage, open_storage
 from workhorse.worker.registry import Registry, TaskDefinition
 
+if TYPE_CHECKING:
+    from workhorse.queues.sdk import QueueSet
+
 P = ParamSpec("P")
 R = TypeVar("R")
-_TASK_OPTION_NAMES = ("retries", "retries_delay", "backoff", "timeout", "priority", "max_concurrency")
+_TASK_OPTION_NAMES = (
+    "retries",
+    "retries_delay",
+    "backoff",
+    "timeout",
+    "priority",
+    "max_concurrency",
+)
 WAIT_POLL_MAX = 0.2
 
 
@@ -65,6 +76,7 @@ class App:
         self._client: Client | None = None
         self._registered: set[str] = set()
         self._lock = threading.Lock()
+        self._defined_schedules: dict[str, Schedule] = {}
 
     # -- connection -------------------------------------------------------------
 
@@ -82,13 +94,30 @@ class App:
         storage = self.storage
         with self._lock:
             if self._client is None:
-                self._client = Client(storage, project_id=self.project_id, settings=self.settings)
+                self._client = Client(
+                    storage, project_id=self.project_id, settings=self.settings
+                )
             return self._client
+
+    @property
+    def queues(self) -> QueueSet:
+        """Message queues of this app's project: `app.queues["orders"].post({...})`."""
+        from workhorse.queues import MessageQueues
+        from workhorse.queues.sdk import QueueSet
+
+        ops = MessageQueues(
+            self.storage, project_id=self.project_id, settings=self.settings
+        )
+        return QueueSet(ops)
 
     def register_all(self) -> None:
         """Make every task of this app known to the database (runners do this at start)."""
         for definition in self.registry:
             self._ensure_registered(definition.name)
+        if self._defined_schedules:
+            self.schedules.sync_defined(
+                {f"task:{n}": (n, s) for n, s in self._defined_schedules.items()}
+            )
 
     def _ensure_registered(self, name: str) -> None:
         if name in self._registered:
@@ -119,11 +148,16 @@ class App:
         timeout: int = 3600,
         priority: int = 0,
         max_concurrency: int | None = None,
+        schedule: Schedule | str | float | dict[str, Any] | None = None,
     ) -> Any:
         """Register a function as a task: `@app.task` or `@app.task(retries=3, ...)`.
 
         Options become the code's defaults; each queue call may override
         priority, timeout, retries, delay and label.
+
+        `schedule` runs the task periodically: a cron string (`"*/5 * * * *"`),
+        seconds between runs, a dict of `Schedule` fields, or a `Schedule`. It is
+        stored when a runner starts (`register_all`), once however many start.
         """
         options = {
             "retries": retries,
@@ -137,9 +171,32 @@ class App:
         def wrap(func: Callable[P, R]) -> TaskFunction[P, R]:
             task_name = name or func.__name__
             self.registry.add(TaskDefinition(task_name, func, options))
+            if schedule is not None:
+                defined = Schedule.coerce(schedule).validate()
+                self._defined_schedules[task_name] = defined
             return TaskFunction(self, task_name, func)
 
         return wrap(fn) if fn is not None else wrap
+
+    # -- schedules --------------------------------------------------------------
+
+    @property
+    def schedules(self) -> ScheduleClient:
+        """Create, list, pause, resume, update and cancel schedules."""
+        return ScheduleClient(self.client)
+
+    def schedule(
+        self,
+        code_name: str,
+        payload: str | dict[str, Any] | list[Any] | None = None,
+        **fields: Any,
+    ) -> ScheduleInfo:
+        """Schedule a code (any code, not only this app's): fields as in `Schedule`.
+
+        app.schedule("report", {"day": 1}, cron="0 6 * * *", timezone="UTC")
+        """
+        self._ensure_registered(code_name)
+        return self.schedules.create(code_name, _encode(payload), **fields)
 
     # -- queueing ---------------------------------------------------------------
 
@@ -195,14 +252,22 @@ class App:
         handle.refresh()
         return handle
 
-    async def aqueue(self, code_name: str, payload: Any = None, **options: Any) -> TaskHandle:
+    async def aqueue(
+        self, code_name: str, payload: Any = None, **options: Any
+    ) -> TaskHandle:
         """`queue` for async callers."""
-        return await asyncio.to_thread(functools.partial(self.queue, code_name, payload, **options))
+        return await asyncio.to_thread(
+            functools.partial(self.queue, code_name, payload, **options)
+        )
 
-    async def aqueue_many(self, code_name: str, payloads: Iterable[Any], **options: Any) -> list[TaskHandle]:
+    async def aqueue_many(
+        self, code_name: str, payloads: Iterable[Any], **options: Any
+    ) -> list[TaskHandle]:
         """`queue_many` for async callers."""
         items = list(payloads)
-        return await asyncio.to_thread(functools.partial(self.queue_many, code_name, items, **options))
+        return await asyncio.to_thread(
+            functools.partial(self.queue_many, code_name, items, **options)
+        )
 
 
 def _encode(payload: str | dict[str, Any] | list[Any] | None) -> str:
@@ -213,7 +278,9 @@ def _encode(payload: str | dict[str, Any] | list[Any] | None) -> str:
     try:
         return json.dumps(payload, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"payload must be a string or JSON-serialisable: {exc}") from None
+        raise InvalidInput(
+            f"payload must be a string or JSON-serialisable: {exc}"
+        ) from None
 
 
 class TaskFunction(Generic[P, R]):
@@ -236,10 +303,14 @@ class TaskFunction(Generic[P, R]):
         """Queue with options: `resize.options(delay=5, priority=2).queue(42)`."""
         return _Bound(self, options)
 
-    def queue_many(self, calls: Iterable[Sequence[Any] | dict[str, Any]], **options: Any) -> list[TaskHandle]:
+    def queue_many(
+        self, calls: Iterable[Sequence[Any] | dict[str, Any]], **options: Any
+    ) -> list[TaskHandle]:
         """Queue many runs in one transaction: each item is an args list or a kwargs dict."""
         payloads = [
-            python_payload([], dict(c)) if isinstance(c, dict) else python_payload(list(c), {})
+            python_payload([], dict(c))
+            if isinstance(c, dict)
+            else python_payload(list(c), {})
             for c in calls
         ]
         return self.app.queue_many(self.name, payloads, **options)
@@ -255,7 +326,9 @@ class _Bound:
         self.opts = options
 
     def queue(self, *args: Any, **kwargs: Any) -> TaskHandle:
-        return self.task.app.queue(self.task.name, python_payload(args, kwargs), **self.opts)
+        return self.task.app.queue(
+            self.task.name, python_payload(args, kwargs), **self.opts
+        )
 
     async def aqueue(self, *args: Any, **kwargs: Any) -> TaskHandle:
         return await asyncio.to_thread(functools.partial(self.queue, *args, **kwargs))
@@ -338,7 +411,9 @@ class TaskHandle:
         pause = 0.002
         while not self.refresh().status.is_final:
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"task {self.id} still {self.task.status} after {timeout} s")
+                raise TimeoutError(
+                    f"task {self.id} still {self.task.status} after {timeout} s"
+                )
             time.sleep(pause)
             pause = min(pause * 2, WAIT_POLL_MAX)
         return self
@@ -355,3 +430,7 @@ class TaskHandle:
     def retry(self, delay: float = 0) -> TaskHandle:
         """Queue a copy of this finished task; returns the new task."""
         return TaskHandle(self.client, self.client.retry(self.id, delay=delay))
+
+    def children(self) -> dict[str, int]:
+        """Status counts of the tasks this one queued (`current_task().queue_children`)."""
+        return self.client.children_summary(self.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +18,9 @@ from workhorse.errors import TaskFailed
 from workhorse.worker.worker import Worker
 
 
-def test_python_task_runs_and_records_result_log_progress(app: App, start_worker: Callable[..., Worker]) -> None:
+def test_python_task_runs_and_records_result_log_progress(
+    app: App, start_worker: Callable[..., Worker]
+) -> None:
     @app.task
     def add(a: int, b: int) -> int:
         print("adding", a, b)
@@ -33,7 +37,9 @@ def test_python_task_runs_and_records_result_log_progress(app: App, start_worker
     assert attempt.status == "complete"
 
 
-def test_failure_records_the_traceback_and_result_raises(app: App, start_worker: Callable[..., Worker]) -> None:
+def test_failure_records_the_traceback_and_result_raises(
+    app: App, start_worker: Callable[..., Worker]
+) -> None:
     @app.task
     def boom() -> None:
         raise ValueError("bad value")
@@ -62,7 +68,9 @@ def test_retries_until_success(app: App, start_worker: Callable[..., Worker]) ->
     assert [a.status for a in task.attempts] == ["error", "error", "complete"]
 
 
-def test_retries_run_out_and_the_task_ends_in_error(app: App, start_worker: Callable[..., Worker]) -> None:
+def test_retries_run_out_and_the_task_ends_in_error(
+    app: App, start_worker: Callable[..., Worker]
+) -> None:
     @app.task(retries=1)
     def always() -> None:
         raise RuntimeError("never")
@@ -73,7 +81,9 @@ def test_retries_run_out_and_the_task_ends_in_error(app: App, start_worker: Call
     assert len(task.attempts) == 2
 
 
-def test_unserialisable_result_is_an_error(app: App, start_worker: Callable[..., Worker]) -> None:
+def test_unserialisable_result_is_an_error(
+    app: App, start_worker: Callable[..., Worker]
+) -> None:
     @app.task
     def odd() -> object:
         return object()
@@ -93,7 +103,9 @@ def test_async_task_runs(app: App, start_worker: Callable[..., Worker]) -> None:
     assert double.queue(21).wait(10).result == 42
 
 
-def test_python_task_over_its_timeout_is_interrupted(app: App, start_worker: Callable[..., Worker]) -> None:
+def test_python_task_over_its_timeout_is_interrupted(
+    app: App, start_worker: Callable[..., Worker]
+) -> None:
     stopped = threading.Event()
 
     @app.task(timeout=1)
@@ -110,7 +122,9 @@ def test_python_task_over_its_timeout_is_interrupted(app: App, start_worker: Cal
     assert stopped.wait(10)
 
 
-def test_cancel_stops_a_running_python_task(app: App, start_worker: Callable[..., Worker]) -> None:
+def test_cancel_stops_a_running_python_task(
+    app: App, start_worker: Callable[..., Worker]
+) -> None:
     started, stopped = threading.Event(), threading.Event()
 
     @app.task
@@ -130,7 +144,9 @@ def test_cancel_stops_a_running_python_task(app: App, start_worker: Callable[...
     assert stopped.wait(10)
 
 
-def test_max_concurrency_holds_across_two_workers(app: App, start_worker: Callable[..., Worker]) -> None:
+def test_max_concurrency_holds_across_two_workers(
+    app: App, start_worker: Callable[..., Worker]
+) -> None:
     lock = threading.Lock()
     running = [0]
     peak = [0]
@@ -158,7 +174,9 @@ def test_max_concurrency_holds_across_two_workers(app: App, start_worker: Callab
     assert peak[0] == 2
 
 
-def test_graceful_stop_finishes_running_and_hands_back_the_rest(app: App, start_worker: Callable[..., Worker]) -> None:
+def test_graceful_stop_finishes_running_and_hands_back_the_rest(
+    app: App, start_worker: Callable[..., Worker]
+) -> None:
     started = threading.Event()
     finish = threading.Event()
 
@@ -178,7 +196,10 @@ def test_graceful_stop_finishes_running_and_hands_back_the_rest(app: App, start_
     statuses = sorted(t.refresh().status for t in tasks)
     assert statuses.count(TaskStatus.COMPLETE) >= 1
     assert set(statuses) <= {TaskStatus.COMPLETE, TaskStatus.QUEUED}
-    assert all(t.task.attempt == (1 if t.task.status == TaskStatus.COMPLETE else 0) for t in tasks)
+    assert all(
+        t.task.attempt == (1 if t.task.status == TaskStatus.COMPLETE else 0)
+        for t in tasks
+    )
     start_worker(app, concurrency=2)
     for t in tasks:
         assert t.wait(10).status == TaskStatus.COMPLETE
@@ -203,7 +224,12 @@ def _package(tmp_path: Path, script: str) -> Path:
     return src
 
 
-def test_code_package_gets_the_runtime_contract(app: App, start_worker: Callable[..., Worker], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_code_package_gets_the_runtime_contract(
+    app: App,
+    start_worker: Callable[..., Worker],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SECRET_OF_THE_RUNNER", "hunter2")
     script = (
         'echo "payload=$(cat "$PAYLOAD_FILE")"\n'
@@ -216,7 +242,12 @@ def test_code_package_gets_the_runtime_contract(app: App, start_worker: Callable
     client: Client = app.client
     client.upload_directory(
         _package(tmp_path, script),
-        CodePackage(name="contract", command="sh run.sh", env={"GREETING": "hi"}, config='{"c":1}'),
+        CodePackage(
+            name="contract",
+            command="sh run.sh",
+            env={"GREETING": "hi"},
+            config='{"c":1}',
+        ),
     )
     start_worker(app)
     task = app.queue("contract", '{"n":7}').wait(15)
@@ -229,8 +260,13 @@ def test_code_package_gets_the_runtime_contract(app: App, start_worker: Callable
     assert 'config={"c":1}' in log
 
 
-def test_code_package_exit_code_is_the_status(app: App, start_worker: Callable[..., Worker], tmp_path: Path) -> None:
-    app.client.upload_directory(_package(tmp_path, "echo failing >&2\nexit 3\n"), CodePackage(name="fails", command="sh run.sh"))
+def test_code_package_exit_code_is_the_status(
+    app: App, start_worker: Callable[..., Worker], tmp_path: Path
+) -> None:
+    app.client.upload_directory(
+        _package(tmp_path, "echo failing >&2\nexit 3\n"),
+        CodePackage(name="fails", command="sh run.sh"),
+    )
     start_worker(app)
     task = app.queue("fails").wait(15)
     assert task.status == TaskStatus.ERROR
@@ -238,18 +274,36 @@ def test_code_package_exit_code_is_the_status(app: App, start_worker: Callable[.
     assert task.log == "failing\n"
 
 
-def test_code_package_timeout_kills_the_whole_tree(app: App, start_worker: Callable[..., Worker], tmp_path: Path) -> None:
-    pidfile = tmp_path / "child.pid"
-    script = f"trap '' TERM\nsleep 300 &\necho $! > {pidfile}\nwait\n"
-    app.client.upload_directory(_package(tmp_path, script), CodePackage(name="stuck", command="sh run.sh", timeout=1))
+def test_code_package_timeout_kills_the_whole_tree(
+    app: App, start_worker: Callable[..., Worker], tmp_path: Path
+) -> None:
+    # A unique sleep length marks the child; the task may be sandboxed, so look for
+    # it in the host's process list rather than trusting a pid it reports.
+    marker = f"300.{os.getpid()}{time.monotonic_ns() % 10**6}"
+    script = f"trap '' TERM\nsleep {marker} &\nwait\n"
+    app.client.upload_directory(
+        _package(tmp_path, script),
+        CodePackage(name="stuck", command="sh run.sh", timeout=1),
+    )
     start_worker(app)
     task = app.queue("stuck").wait(20)
     assert task.status == TaskStatus.TIMEOUT
-    pid = int(pidfile.read_text())
-    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    alive = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if (
+                marker in (proc / "cmdline").read_text()
+                and "zombie" not in (proc / "status").read_text().lower()
+            ):
+                alive.append(proc.name)
+        except OSError:
+            continue
+    assert alive == []
 
 
-def test_task_keeps_the_revision_it_was_queued_with(app: App, start_worker: Callable[..., Worker], tmp_path: Path) -> None:
+def test_task_keeps_the_revision_it_was_queued_with(
+    app: App, start_worker: Callable[..., Worker], tmp_path: Path
+) -> None:
     src = _package(tmp_path, "echo one\n")
     app.client.upload_directory(src, CodePackage(name="versioned", command="sh run.sh"))
     first = app.queue("versioned")
@@ -262,3 +316,63 @@ def test_task_keeps_the_revision_it_was_queued_with(app: App, start_worker: Call
     assert first.wait(15).log == "one\n"
     assert second.wait(15).log == "two\n"
     assert (first.task.code_revision, second.task.code_revision) == (1, 2)
+
+
+def test_a_task_queues_children_linked_to_it(
+    app: App, start_worker: Callable[..., Worker]
+) -> None:
+    @app.task
+    def slice_work(total: int) -> int:
+        payloads = [
+            json.dumps({"args": [start, min(start + 10, total)]})
+            for start in range(0, total, 10)
+        ]
+        return len(workhorse.current_task().queue_children("process_slice", payloads))
+
+    @app.task
+    def process_slice(start: int, end: int) -> int:
+        return end - start
+
+    start_worker(app)
+    master = slice_work.queue(35).wait(10)
+    assert master.result == 4
+    children = [t for _, t in app.client.list(parent_id=master.id)]
+    assert len(children) == 4
+    for child in children:
+        app.get_task(child.id).wait(10)
+    assert master.children() == {"complete": 4}
+    assert sorted(
+        int(c.result or 0) for c in (app.get_task(c.id).task for c in children)
+    ) == [5, 10, 10, 10]
+
+
+def test_fan_in_runs_once_after_every_child_finished(
+    app: App, start_worker: Callable[..., Worker]
+) -> None:
+    summaries: list[dict[str, object]] = []
+
+    @app.task
+    def master(n: int) -> None:
+        payloads = [json.dumps({"args": [i]}) for i in range(n)]
+        workhorse.current_task().queue_children("child", payloads, then="gather")
+
+    @app.task(retries=1)
+    def child(i: int) -> int:
+        if i == 0:
+            raise ValueError("the first child fails twice")
+        return i
+
+    @app.task
+    def gather(parent_id: str, children: dict[str, int]) -> None:
+        summaries.append({"parent": parent_id, "children": children})
+
+    start_worker(app)
+    m = master.queue(5).wait(10)
+    hooks: list[object] = []
+    deadline = time.monotonic() + 20
+    while not hooks and time.monotonic() < deadline:
+        hooks = [t for _, t in app.client.list(code_name="gather")]
+        time.sleep(0.05)
+    (hook,) = hooks
+    assert app.get_task(hook.id).wait(10).status == TaskStatus.COMPLETE
+    assert summaries == [{"parent": m.id, "children": {"complete": 4, "error": 1}}]

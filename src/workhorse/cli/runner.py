@@ -7,12 +7,14 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from workhorse.app import App
 from workhorse.cli.common import Context, console, handle_errors, pass_ctx
+from workhorse.cli.server import api_options, start_api
 from workhorse.errors import InvalidInput
 from workhorse.worker.registry import Registry
 from workhorse.worker.worker import Worker, WorkerConfig
@@ -22,7 +24,9 @@ def load_app(spec: str) -> App:
     """Import `module:attribute` (the current directory is importable)."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise InvalidInput(f"--app takes module:attribute, e.g. tasks:app (got {spec!r})")
+        raise InvalidInput(
+            f"--app takes module:attribute, e.g. tasks:app (got {spec!r})"
+        )
     sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
@@ -34,17 +38,21 @@ def load_app(spec: str) -> App:
     return app
 
 
-def run_worker(ctx: Context, worker: Worker, banner: list[str]) -> None:
+def run_worker(ctx: Context, /, worker: Worker, banner: list[str]) -> None:
     """Start, print the banner, wait for SIGINT/SIGTERM, then stop gracefully."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
         if stop.is_set():
-            if signum == signal.SIGINT:  # a second Ctrl-C: do not wait for running tasks
+            if (
+                signum == signal.SIGINT
+            ):  # a second Ctrl-C: do not wait for running tasks
                 console.print("[red]second Ctrl-C: stopping now[/red]")
                 os._exit(1)
             return
-        console.print(f"[yellow]{signal.Signals(signum).name}: finishing running tasks...[/yellow]")
+        console.print(
+            f"[yellow]{signal.Signals(signum).name}: finishing running tasks...[/yellow]"
+        )
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
@@ -57,11 +65,12 @@ def run_worker(ctx: Context, worker: Worker, banner: list[str]) -> None:
     console.print("stopped")
 
 
-def _worker_for(ctx: Context, app_spec: str | None, config: WorkerConfig) -> Worker:
+def _worker_for(ctx: Context, /, app_spec: str | None, config: WorkerConfig) -> Worker:
     if app_spec:
         app = load_app(app_spec)
-        if app.settings.database_url != ctx.settings.database_url and not os.environ.get(
-            "WORKHORSE_DATABASE_URL"
+        if (
+            app.settings.database_url != ctx.settings.database_url
+            and not os.environ.get("WORKHORSE_DATABASE_URL")
         ):
             ctx.settings = app.settings
         app.register_all()
@@ -78,6 +87,8 @@ def _describe(worker: Worker, ctx: Context) -> list[str]:
         f"  Python tasks: {', '.join(names) if names else 'none (pass --app module:app)'}",
         f"  code packages: {'yes, ' + sandbox if worker.config.packages else 'no'}",
     ]
+    if worker.config.packages:
+        lines.append(f"  sandbox: {worker.process.launcher.describe()}")
     if worker.config.packages and sandbox == "process":
         lines.append(
             "  [bold yellow]warning: no sandbox; code packages run as plain child processes[/bold yellow]"
@@ -86,20 +97,45 @@ def _describe(worker: Worker, ctx: Context) -> list[str]:
 
 
 runner_options = [
-    click.option("--app", "app_spec", default=None, help="module:attribute of a workhorse.App"),
-    click.option("-c", "--concurrency", default=8, show_default=True, type=click.IntRange(1, 1024)),
-    click.option("--prefetch", default=None, type=click.IntRange(0, 1000),
-                 help="tasks claimed ahead of free threads (default: concurrency)"),
+    click.option(
+        "--app", "app_spec", default=None, help="module:attribute of a workhorse.App"
+    ),
+    click.option(
+        "-c",
+        "--concurrency",
+        default=8,
+        show_default=True,
+        type=click.IntRange(1, 1024),
+    ),
+    click.option(
+        "--prefetch",
+        default=None,
+        type=click.IntRange(0, 1000),
+        help="tasks claimed ahead of free threads (default: concurrency)",
+    ),
     click.option("--cluster", default="default", show_default=True),
-    click.option("--packages/--no-packages", default=True, show_default=True,
-                 help="run code packages (child processes) too"),
-    click.option("--shutdown-grace", default=30.0, show_default=True, type=float,
-                 help="seconds running tasks get to finish on SIGTERM"),
-    click.option("--cache-dir", default=Path("var") / "cache" / "code", type=click.Path(path_type=Path)),
+    click.option(
+        "--packages/--no-packages",
+        default=True,
+        show_default=True,
+        help="run code packages (child processes) too",
+    ),
+    click.option(
+        "--shutdown-grace",
+        default=30.0,
+        show_default=True,
+        type=float,
+        help="seconds running tasks get to finish on SIGTERM",
+    ),
+    click.option(
+        "--cache-dir",
+        default=Path("var") / "cache" / "code",
+        type=click.Path(path_type=Path),
+    ),
 ]
 
 
-def with_runner_options(fn):  # type: ignore[no-untyped-def]
+def with_runner_options(fn: Callable[..., None]) -> Callable[..., None]:
     """Attach the runner options."""
     for option in reversed(runner_options):
         fn = option(fn)
@@ -121,7 +157,7 @@ def _config(**kw: object) -> WorkerConfig:
 @with_runner_options
 @pass_ctx
 @handle_errors
-def runner(ctx: Context, app_spec: str | None, **kw: object) -> None:
+def runner(ctx: Context, /, app_spec: str | None, **kw: object) -> None:
     """Claim and run tasks (any number of runners may share one database)."""
     worker = _worker_for(ctx, app_spec, _config(**kw))
     run_worker(ctx, worker, _describe(worker, ctx))
@@ -129,12 +165,25 @@ def runner(ctx: Context, app_spec: str | None, **kw: object) -> None:
 
 @click.command()
 @with_runner_options
+@api_options
 @pass_ctx
 @handle_errors
-def up(ctx: Context, app_spec: str | None, **kw: object) -> None:
-    """Everything on one machine: migrate, then run a runner (and the API, when installed)."""
+def up(
+    ctx: Context, /, app_spec: str | None, host: str, port: int, **kw: object
+) -> None:
+    """Everything on one machine: migrate, then run a runner and the HTTP API."""
     ctx.storage.migrate()
     worker = _worker_for(ctx, app_spec, _config(**kw))
-    banner = [*_describe(worker, ctx), "", "Queue a task:  workhorse task queue CODE --payload '{...}'",
-              "Watch:         workhorse status   |   workhorse task list", "Stop:          Ctrl-C"]
-    run_worker(ctx, worker, banner)
+    api = start_api(ctx, host, port)
+    banner = [
+        *_describe(worker, ctx),
+        *api.banner,
+        "",
+        "Queue a task:  workhorse task queue CODE --payload '{...}'",
+        "Watch:         workhorse status   |   workhorse task list",
+        "Stop:          Ctrl-C",
+    ]
+    try:
+        run_worker(ctx, worker, banner)
+    finally:
+        api.stop()

@@ -202,10 +202,14 @@ def validate_payload(payload: str, limit: int) -> None:
         raise PayloadTooLarge(f"payload is {size} bytes; the limit is {limit} bytes")
 
 
+# One encoder, built once: json.dumps with non-default options builds a new one per call.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def python_payload(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> str:
     """Encode a Python call as the JSON payload `{"args": [...], "kwargs": {...}}`."""
     try:
-        return json.dumps({"args": list(args), "kwargs": kwargs}, separators=(",", ":"))
+        return compact_json({"args": list(args), "kwargs": kwargs})
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"task arguments must be JSON-serialisable: {exc}") from None
 
@@ -251,15 +255,25 @@ def build_task(
     if priority not in PRIORITIES:
         raise InvalidInput(f"priority must be 0, 1 or 2, got {priority!r}")
     delay = options.delay
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or not (
-        0 <= delay <= MAX_DELAY_SECONDS
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, int | float)
+        or not (0 <= delay <= MAX_DELAY_SECONDS)
     ):
-        raise InvalidInput(f"delay must be between 0 and {MAX_DELAY_SECONDS} seconds, got {delay!r}")
+        raise InvalidInput(
+            f"delay must be between 0 and {MAX_DELAY_SECONDS} seconds, got {delay!r}"
+        )
     timeout = _check_int(
-        "timeout", code.timeout if options.timeout is None else options.timeout, 1, MAX_TIMEOUT_SECONDS
+        "timeout",
+        code.timeout if options.timeout is None else options.timeout,
+        1,
+        MAX_TIMEOUT_SECONDS,
     )
     retries = _check_int(
-        "retries", code.retries if options.retries is None else options.retries, 0, MAX_RETRIES
+        "retries",
+        code.retries if options.retries is None else options.retries,
+        0,
+        MAX_RETRIES,
     )
     retries_delay = _check_int(
         "retries_delay",
@@ -270,7 +284,9 @@ def build_task(
     if options.label is not None and (
         not isinstance(options.label, str) or len(options.label) > MAX_LABEL_LENGTH
     ):
-        raise InvalidInput(f"label must be a string of at most {MAX_LABEL_LENGTH} characters")
+        raise InvalidInput(
+            f"label must be a string of at most {MAX_LABEL_LENGTH} characters"
+        )
     if not isinstance(options.cluster, str) or not options.cluster:
         raise InvalidInput("cluster must be a non-empty string")
     return NewTask(

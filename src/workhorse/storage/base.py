@@ -58,14 +58,28 @@ class Database(Protocol):
     """A dialect adapter: transactions, named queries, notifications."""
 
     dialect: str
-    queries: Mapping[str, LiteralString]
 
-    def transaction(self, *, write: bool = True) -> AbstractContextManager[Connection]:
-        """A transaction; writes take the write lock up front (SQLite IMMEDIATE)."""
+    @property
+    def queries(self) -> Mapping[str, LiteralString]:
+        """Named queries of this dialect, keyed `entity.name`."""
         ...
 
-    def listen(self, keys: Sequence[str]) -> Listener:
-        """Follow announcements of any of `keys` (prefix match on `key:`)."""
+    def transaction(
+        self, *, write: bool = True, single: bool = False
+    ) -> AbstractContextManager[Connection]:
+        """A transaction; writes take the write lock up front (SQLite IMMEDIATE).
+
+        `single`: the caller runs one statement, atomic by itself; an adapter may
+        skip BEGIN/COMMIT for it.
+        """
+        ...
+
+    def listen(self, keys: Sequence[str], *, urgent: bool = False) -> Listener:
+        """Follow announcements of any of `keys` (prefix match on `key:`).
+
+        `urgent` listeners (fetchers, long polls) want wake-ups as soon as possible;
+        a polling adapter looks more often while one of them waits.
+        """
         ...
 
     def array(self, values: Sequence[Any]) -> Any:

@@ -13,11 +13,16 @@ from collections.abc import Sequence
 
 
 class HubListener:
-    """One waiter's view of the hub."""
+    """One waiter's view of the hub.
 
-    def __init__(self, hub: Hub, keys: Sequence[str]) -> None:
+    An urgent listener (a fetcher, a long poll) asks pollers to look for changes
+    as often as they can while it waits; others accept a slower cadence.
+    """
+
+    def __init__(self, hub: Hub, keys: Sequence[str], urgent: bool) -> None:
         self._hub = hub
         self.keys = tuple(keys)
+        self.urgent = urgent
         self._event = threading.Event()
 
     def matches(self, key: str) -> bool:
@@ -30,7 +35,11 @@ class HubListener:
 
     def wait(self, timeout: float) -> bool:
         """Block until woken or `timeout`; clears the wake-up either way."""
-        woken = self._event.wait(timeout)
+        self._hub.waiting(self, +1)
+        try:
+            woken = self._event.wait(timeout)
+        finally:
+            self._hub.waiting(self, -1)
         self._event.clear()
         return woken
 
@@ -45,10 +54,23 @@ class Hub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._listeners: list[HubListener] = []
+        # Waiters right now, and how many of them are urgent; pollers sleep on this.
+        self.cond = threading.Condition()
+        self.waiters = 0
+        self.urgent_waiters = 0
 
-    def add(self, keys: Sequence[str]) -> HubListener:
+    def waiting(self, listener: HubListener, delta: int) -> None:
+        """Count a listener entering (+1) or leaving (-1) a wait."""
+        with self.cond:
+            self.waiters += delta
+            if listener.urgent:
+                self.urgent_waiters += delta
+            if delta > 0:
+                self.cond.notify_all()
+
+    def add(self, keys: Sequence[str], *, urgent: bool = False) -> HubListener:
         """A new listener for `keys`."""
-        listener = HubListener(self, keys)
+        listener = HubListener(self, keys, urgent)
         with self._lock:
             self._listeners.append(listener)
         return listener

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from typing import LiteralString, cast
+from typing import LiteralString
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -14,13 +14,15 @@ def parse(text: str, source: str) -> dict[str, LiteralString]:
     parts = _NAME.split(text)
     found: dict[str, LiteralString] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
+        lines = [
+            ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")
+        ]
         sql = "\n".join(lines).strip().rstrip(";")
         if not sql:
             raise ValueError(f"{source}: query {name!r} is empty")
         if name in found:
             raise ValueError(f"{source}: query {name!r} is defined twice")
-        found[name] = cast(LiteralString, sql)
+        found[name] = sql
     return found
 
 

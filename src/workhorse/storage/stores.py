@@ -10,12 +10,13 @@ is locked or unreachable, with capped exponential backoff.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, LiteralString, TypeVar
 
@@ -25,6 +26,7 @@ from workhorse.settings import Settings
 from workhorse.storage.base import Connection, Database, Listener, Row
 
 if TYPE_CHECKING:
+    from workhorse.storage.fanins import FanInStore
     from workhorse.storage.messages import MessageStore
     from workhorse.storage.projects import ProjectStore
     from workhorse.storage.schedules import ScheduleStore
@@ -38,13 +40,22 @@ _BOOL_FIELDS = ("backoff", "cancel_requested")
 LAST_CHUNK = 1_000_000
 
 
+_STATUS_AT = _TASK_FIELDS.index("status")
+_BOOLS_AT = tuple(_TASK_FIELDS.index(n) for n in _BOOL_FIELDS)
+_N_FIELDS = len(_TASK_FIELDS)
+
+
 def task_from_row(row: Row) -> Task:
-    """Build a Task from a row of either dialect."""
-    data = {name: row[name] for name in _TASK_FIELDS}
-    data["status"] = TaskStatus(data["status"])
-    for name in _BOOL_FIELDS:
-        data[name] = bool(data[name])
-    return Task(**data)
+    """Build a Task from a full `tasks` row of either dialect.
+
+    The table's columns are `seq` followed by Task's fields in the same order
+    (tests/unit/test_task_columns.py keeps them in step), so a row maps by position.
+    """
+    values = list(row.values() if isinstance(row, dict) else row)[1 : _N_FIELDS + 1]
+    values[_STATUS_AT] = TaskStatus(values[_STATUS_AT])
+    for i in _BOOLS_AT:
+        values[i] = bool(values[i])
+    return Task(*values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,28 +84,40 @@ class _Store:
         self.q: Mapping[str, LiteralString] = db.queries
 
 
+_NEW_TASK_FIELDS = tuple(NewTask.__dataclass_fields__)
+_NEW_TASK_JSON = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _new_task_row(task: NewTask) -> dict[str, Any]:
+    return {name: getattr(task, name) for name in _NEW_TASK_FIELDS}
+
+
 class TaskStore(_Store):
     """Tasks: insert, claim, finish (fenced), heartbeat, cancel, rescue, read."""
 
-    def insert_many(self, tasks: Sequence[NewTask], *, now: float | None = None) -> None:
-        """Queue tasks in this transaction and announce them to idle runners."""
-        rows = [{**asdict(t), "now": now} for t in tasks]
-        if len(rows) == 1:
-            self.conn.execute(self.q["tasks.insert"], rows[0])
-        else:
-            self.conn.execute_many(self.q["tasks.insert"], rows)
-        for cluster in {t.cluster for t in tasks}:
-            self.conn.notify(f"tasks:{cluster}")
+    def insert_many(
+        self, tasks: Sequence[NewTask], *, now: float | None = None
+    ) -> None:
+        """Queue tasks in one statement; idle runners are told on commit.
+
+        A single statement is atomic on its own, so callers may run it without an
+        explicit transaction (`Storage.run(..., single_statement=True)`).
+        """
+        batch = _NEW_TASK_JSON([_new_task_row(t) for t in tasks])
+        self.conn.fetch_all(self.q["tasks.insert"], {"batch": batch, "now": now})
 
     def get(self, project_id: str, task_id: str) -> Task | None:
         """One task, or None (also for another project's task)."""
-        row = self.conn.fetch_one(self.q["tasks.get"], {"id": task_id, "project_id": project_id})
+        row = self.conn.fetch_one(
+            self.q["tasks.get"], {"id": task_id, "project_id": project_id}
+        )
         return None if row is None else task_from_row(row)
 
     def get_many(self, project_id: str, task_ids: Sequence[str]) -> list[Task]:
         """Several tasks by id (missing ones are left out)."""
         rows = self.conn.fetch_all(
-            self.q["tasks.get_many"], {"ids": self.db.array(task_ids), "project_id": project_id}
+            self.q["tasks.get_many"],
+            {"ids": self.db.array(task_ids), "project_id": project_id},
         )
         return [task_from_row(r) for r in rows]
 
@@ -140,7 +163,7 @@ class TaskStore(_Store):
         limit: int,
         lease_seconds: float,
         now: float | None = None,
-    ) -> list[Task]:
+    ) -> builtins.list[Task]:
         """Lease up to `limit` due tasks, honouring per-code concurrency caps and pauses."""
         params: dict[str, Any] = {
             "runner_id": runner_id,
@@ -152,7 +175,7 @@ class TaskStore(_Store):
             "lease_seconds": lease_seconds,
             "now": now,
         }
-        claimed: list[Task] = []
+        claimed: builtins.list[Task] = []
         for capped in self.conn.fetch_all(self.q["tasks.capped_codes"], params):
             room = limit - len(claimed)
             if room <= 0:
@@ -163,7 +186,8 @@ class TaskStore(_Store):
             free = int(capped["max_concurrency"]) - int(running["n"] if running else 0)
             if free > 0:
                 rows = self.conn.fetch_all(
-                    self.q["tasks.claim_code"], {**params, **key, "limit": min(room, free)}
+                    self.q["tasks.claim_code"],
+                    {**params, **key, "limit": min(room, free)},
                 )
                 claimed.extend(task_from_row(r) for r in rows)
         room = limit - len(claimed)
@@ -173,47 +197,64 @@ class TaskStore(_Store):
         claimed.sort(key=lambda t: (-t.priority, t.run_at))
         return claimed
 
-    def finish_many(self, outcomes: Sequence[Outcome], *, now: float | None = None) -> list[Finished]:
-        """Record outcomes whose lease still holds; stale ones are ignored and left out.
+    def finish_many(
+        self, outcomes: Sequence[Outcome], *, now: float | None = None
+    ) -> builtins.list[Finished]:
+        """Record outcomes whose lease still holds, in one statement; stale ones are left out.
 
         Each applied outcome also records its attempt and, when given, its log.
         """
-        done: list[Finished] = []
-        attempts: list[dict[str, Any]] = []
-        logs: list[dict[str, Any]] = []
-        for o in outcomes:
-            status = "queued" if o.retry_delay is not None else o.status.value
-            row = self.conn.fetch_one(
-                self.q["tasks.finish"],
-                {
-                    "id": o.task_id,
-                    "lease_token": o.lease_token,
-                    "status": status,
-                    "retry_delay": o.retry_delay or 0.0,
-                    "result": o.result,
-                    "error": o.error,
-                    "now": now,
-                },
-            )
-            if row is None:
-                continue
+        batch = [
+            {
+                "id": o.task_id,
+                "token": o.lease_token,
+                "status": "queued" if o.retry_delay is not None else o.status.value,
+                "retry_delay": o.retry_delay or 0.0,
+                "result": o.result,
+                "error": o.error,
+            }
+            for o in outcomes
+        ]
+        rows = self.conn.fetch_all(
+            self.q["tasks.finish"], {"batch": json.dumps(batch), "now": now}
+        )
+        by_id = {
+            o.task_id: (o, str(b["status"]))
+            for o, b in zip(outcomes, batch, strict=True)
+        }
+        done: builtins.list[Finished] = []
+        attempts: builtins.list[dict[str, Any]] = []
+        logs: builtins.list[dict[str, Any]] = []
+        for row in rows:
+            outcome, status = by_id[row["id"]]
             done.append(
-                Finished(o.task_id, row["project_id"], row["attempt"], status, row["parent_id"])
+                Finished(
+                    row["id"],
+                    row["project_id"],
+                    row["attempt"],
+                    status,
+                    row["parent_id"],
+                )
             )
             attempts.append(
                 {
-                    "task_id": o.task_id,
+                    "task_id": row["id"],
                     "attempt": row["attempt"],
                     "runner_id": row["runner_id"],
                     "start_time": row["start_time"],
                     "end_time": row["end_time"],
-                    "status": o.status.value,
-                    "error": o.error,
+                    "status": outcome.status.value,
+                    "error": outcome.error,
                 }
             )
-            if o.log:
+            if outcome.log:
                 logs.append(
-                    {"task_id": o.task_id, "attempt": row["attempt"], "chunk": LAST_CHUNK, "data": o.log}
+                    {
+                        "task_id": row["id"],
+                        "attempt": row["attempt"],
+                        "chunk": LAST_CHUNK,
+                        "data": outcome.log,
+                    }
                 )
         if attempts:
             self.conn.execute_many(self.q["tasks.insert_attempt"], attempts)
@@ -253,7 +294,7 @@ class TaskStore(_Store):
             self.conn.notify("tasks")
         return count
 
-    def attempts(self, task_id: str) -> list[Attempt]:
+    def attempts(self, task_id: str) -> builtins.list[Attempt]:
         """Recorded attempts, oldest first."""
         rows = self.conn.fetch_all(self.q["tasks.attempts"], {"task_id": task_id})
         return [
@@ -271,7 +312,7 @@ class TaskStore(_Store):
 
     def heartbeat(
         self, *, runner_id: str, lease_seconds: float, now: float | None = None
-    ) -> list[tuple[str, str, bool]]:
+    ) -> builtins.list[tuple[str, str, bool]]:
         """Extend this runner's leases: (task id, lease token, cancel requested) held."""
         rows = self.conn.fetch_all(
             self.q["tasks.heartbeat"],
@@ -279,7 +320,9 @@ class TaskStore(_Store):
         )
         return [(r["id"], r["lease_token"], bool(r["cancel_requested"])) for r in rows]
 
-    def cancel(self, project_id: str, task_id: str, *, now: float | None = None) -> bool:
+    def cancel(
+        self, project_id: str, task_id: str, *, now: float | None = None
+    ) -> bool:
         """Cancel a queued task at once, or ask a running one's runner to stop it.
 
         Returns False when the task is already final (cancelling is idempotent).
@@ -294,10 +337,11 @@ class TaskStore(_Store):
 
     def rescue_expired(
         self, *, max_lost: int, limit: int, now: float | None = None
-    ) -> list[Finished]:
+    ) -> builtins.list[Finished]:
         """Requeue (or kill) tasks whose lease ran out; records each lost attempt."""
         rows = self.conn.fetch_all(
-            self.q["tasks.rescue_expired"], {"max_lost": max_lost, "limit": limit, "now": now}
+            self.q["tasks.rescue_expired"],
+            {"max_lost": max_lost, "limit": limit, "now": now},
         )
         if rows:
             self.conn.execute_many(
@@ -317,7 +361,9 @@ class TaskStore(_Store):
             )
             self.conn.notify("tasks")
         return [
-            Finished(r["id"], r["project_id"], r["attempt"], r["status"], r["parent_id"])
+            Finished(
+                r["id"], r["project_id"], r["attempt"], r["status"], r["parent_id"]
+            )
             for r in rows
         ]
 
@@ -328,7 +374,12 @@ class TaskStore(_Store):
         return bool(
             self.conn.execute(
                 self.q["tasks.set_progress"],
-                {"id": task_id, "lease_token": lease_token, "progress": progress, "message": message},
+                {
+                    "id": task_id,
+                    "lease_token": lease_token,
+                    "progress": progress,
+                    "message": message,
+                },
             )
         )
 
@@ -339,7 +390,12 @@ class TaskStore(_Store):
         return bool(
             self.conn.execute(
                 self.q["tasks.set_progress_any"],
-                {"id": task_id, "project_id": project_id, "progress": progress, "message": message},
+                {
+                    "id": task_id,
+                    "project_id": project_id,
+                    "progress": progress,
+                    "message": message,
+                },
             )
         )
 
@@ -350,16 +406,20 @@ class TaskStore(_Store):
             {"task_id": task_id, "attempt": attempt, "chunk": chunk, "data": data},
         )
 
-    def log(self, task_id: str, *, from_chunk: int = 0) -> list[tuple[int, str]]:
+    def log(
+        self, task_id: str, *, from_chunk: int = 0
+    ) -> builtins.list[tuple[int, str]]:
         """(chunk, text) of the newest attempt's output, from a chunk on."""
         rows = self.conn.fetch_all(
             self.q["tasks.log_chunks"], {"task_id": task_id, "from_chunk": from_chunk}
         )
         return [(int(r["chunk"]), r["data"]) for r in rows]
 
-    def count_by_status(self, project_id: str) -> list[tuple[str, str, int]]:
+    def count_by_status(self, project_id: str) -> builtins.list[tuple[str, str, int]]:
         """(code name, status, count) for a project."""
-        rows = self.conn.fetch_all(self.q["tasks.count_by_status"], {"project_id": project_id})
+        rows = self.conn.fetch_all(
+            self.q["tasks.count_by_status"], {"project_id": project_id}
+        )
         return [(r["code_name"], r["status"], int(r["n"])) for r in rows]
 
     def prune(self, *, before: float, limit: int) -> int:
@@ -369,20 +429,33 @@ class TaskStore(_Store):
         )
         ids = self.db.array([r["id"] for r in rows])
         if rows:
-            for name in ("tasks.delete_attempts", "tasks.delete_logs", "tasks.delete_many"):
+            for name in (
+                "tasks.delete_attempts",
+                "tasks.delete_logs",
+                "tasks.delete_many",
+            ):
                 self.conn.execute(self.q[name], {"ids": ids})
         return len(rows)
 
     def children_summary(self, parent_id: str) -> dict[str, int]:
         """Status counts of a task's children."""
-        rows = self.conn.fetch_all(self.q["tasks.children_summary"], {"parent_id": parent_id})
+        rows = self.conn.fetch_all(
+            self.q["tasks.children_summary"], {"parent_id": parent_id}
+        )
         return {r["status"]: int(r["n"]) for r in rows}
 
 
 class CodeStore(_Store):
     """Codes: Python task definitions and uploaded packages."""
 
-    def upsert_python(self, *, project_id: str, name: str, options: Mapping[str, Any], now: float | None = None) -> bool:
+    def upsert_python(
+        self,
+        *,
+        project_id: str,
+        name: str,
+        options: Mapping[str, Any],
+        now: float | None = None,
+    ) -> bool:
         """Register a Python task; False if a package already has that name."""
         from workhorse.domain.ids import new_id
 
@@ -406,18 +479,25 @@ class CodeStore(_Store):
 
     def get(self, project_id: str, name: str) -> dict[str, Any] | None:
         """A code's row, or None."""
-        row = self.conn.fetch_one(self.q["codes.get"], {"project_id": project_id, "name": name})
+        row = self.conn.fetch_one(
+            self.q["codes.get"], {"project_id": project_id, "name": name}
+        )
         return None if row is None else _code_dict(row)
 
     def get_by_id(self, project_id: str, code_id: str) -> dict[str, Any] | None:
         """A code's row by id, or None."""
-        row = self.conn.fetch_one(self.q["codes.get_by_id"], {"project_id": project_id, "id": code_id})
+        row = self.conn.fetch_one(
+            self.q["codes.get_by_id"], {"project_id": project_id, "id": code_id}
+        )
         return None if row is None else _code_dict(row)
 
-    def list(self, project_id: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    def list(
+        self, project_id: str, *, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         """Codes of a project by name."""
         rows = self.conn.fetch_all(
-            self.q["codes.list"], {"project_id": project_id, "limit": limit, "offset": offset}
+            self.q["codes.list"],
+            {"project_id": project_id, "limit": limit, "offset": offset},
         )
         return [_code_dict(r) for r in rows]
 
@@ -430,7 +510,9 @@ class CodeStore(_Store):
         """Store a revision's archive and metadata."""
         self.conn.execute(self.q["codes.insert_revision"], params)
 
-    def get_revision(self, project_id: str, code_name: str, revision: int) -> dict[str, Any] | None:
+    def get_revision(
+        self, project_id: str, code_name: str, revision: int
+    ) -> dict[str, Any] | None:
         """One revision including its archive."""
         row = self.conn.fetch_one(
             self.q["codes.get_revision"],
@@ -440,18 +522,24 @@ class CodeStore(_Store):
 
     def list_revisions(
         self, project_id: str, code_name: str, *, limit: int = 100, offset: int = 0
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         """Revisions, newest first, without archives."""
         rows = self.conn.fetch_all(
             self.q["codes.list_revisions"],
-            {"project_id": project_id, "code_name": code_name, "limit": limit, "offset": offset},
+            {
+                "project_id": project_id,
+                "code_name": code_name,
+                "limit": limit,
+                "offset": offset,
+            },
         )
         return [dict(r) for r in rows]
 
     def set_paused(self, project_id: str, name: str, paused: bool) -> bool:
         """Pause or resume; False if no such code."""
         changed = self.conn.execute(
-            self.q["codes.set_paused"], {"project_id": project_id, "name": name, "paused": paused}
+            self.q["codes.set_paused"],
+            {"project_id": project_id, "name": name, "paused": paused},
         )
         if changed and not paused:
             self.conn.notify("tasks")
@@ -479,7 +567,9 @@ class RunnerStore(_Store):
         """Announce a runner."""
         self.conn.execute(self.q["runners.upsert"], params)
 
-    def heartbeat(self, runner_id: str, *, running: int, status: str, now: float | None = None) -> bool:
+    def heartbeat(
+        self, runner_id: str, *, running: int, status: str, now: float | None = None
+    ) -> bool:
         """Refresh a runner; False if it had been forgotten."""
         return bool(
             self.conn.execute(
@@ -505,10 +595,13 @@ class RunnerStore(_Store):
 class LeaderStore(_Store):
     """Leadership leases."""
 
-    def acquire(self, name: str, holder: str, *, ttl: float, now: float | None = None) -> bool:
+    def acquire(
+        self, name: str, holder: str, *, ttl: float, now: float | None = None
+    ) -> bool:
         """Take or renew; True when `holder` leads."""
         row = self.conn.fetch_one(
-            self.q["leaders.acquire"], {"name": name, "holder": holder, "ttl": ttl, "now": now}
+            self.q["leaders.acquire"],
+            {"name": name, "holder": holder, "ttl": ttl, "now": now},
         )
         return row is not None and row["holder"] == holder
 
@@ -559,6 +652,13 @@ class Transaction:
         return ScheduleStore(self.conn, self._db)
 
     @cached_property
+    def fanins(self) -> FanInStore:
+        """Fan-in records."""
+        from workhorse.storage.fanins import FanInStore
+
+        return FanInStore(self.conn, self._db)
+
+    @cached_property
     def projects(self) -> ProjectStore:
         """Projects and tokens."""
         from workhorse.storage.projects import ProjectStore
@@ -590,25 +690,30 @@ class Storage:
         *,
         write: bool = True,
         retry_for: float | None = None,
+        single_statement: bool = False,
     ) -> T:
         """`fn(tx)` in a transaction, retried while the database is unavailable.
 
         Args:
             fn: the work; it may run more than once, so it must not have side
                 effects outside the transaction.
+            single_statement: `fn` runs exactly one statement, which is atomic by
+                itself; PostgreSQL then skips BEGIN/COMMIT (one round trip).
             retry_for: give up after this many seconds (None: the producer budget
                 from settings; `float('inf')`: never).
 
         Raises:
             StorageUnavailable: the database stayed unavailable for `retry_for`.
         """
-        budget = self.settings.producer_retry_seconds if retry_for is None else retry_for
+        budget = (
+            self.settings.producer_retry_seconds if retry_for is None else retry_for
+        )
         deadline = time.monotonic() + budget
         delay = 0.01
         while True:
             try:
-                with self.transaction(write=write) as tx:
-                    return fn(tx)
+                with self.db.transaction(write=write, single=single_statement) as conn:
+                    return fn(Transaction(conn, self.db))
             except Exception as exc:
                 if not self.db.is_transient(exc):
                     raise
@@ -623,9 +728,9 @@ class Storage:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def listen(self, keys: Sequence[str]) -> Listener:
-        """Follow change announcements (see `storage.notify`)."""
-        return self.db.listen(keys)
+    def listen(self, keys: Sequence[str], *, urgent: bool = False) -> Listener:
+        """Follow change announcements (see `storage.notify`); urgent ones are polled fastest."""
+        return self.db.listen(keys, urgent=urgent)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations; returns the versions applied now."""

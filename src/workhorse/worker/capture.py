@@ -30,7 +30,9 @@ class LogBuffer:
         size = len(text.encode(errors="replace"))
         if self._size + size > self.limit:
             room = max(self.limit - self._size, 0)
-            self._parts.append(text.encode(errors="replace")[:room].decode(errors="ignore"))
+            self._parts.append(
+                text.encode(errors="replace")[:room].decode(errors="ignore")
+            )
             self._parts.append(TRUNCATED.format(limit=self.limit))
             self.truncated = True
             return
@@ -71,9 +73,9 @@ def install() -> None:
     """Route sys.stdout and sys.stderr (idempotent)."""
     with _install_lock:
         if not isinstance(sys.stdout, _Router):
-            sys.stdout = _Router(sys.stdout)  # type: ignore[assignment]
+            sys.stdout = _Router(sys.stdout)
         if not isinstance(sys.stderr, _Router):
-            sys.stderr = _Router(sys.stderr)  # type: ignore[assignment]
+            sys.stderr = _Router(sys.stderr)
 
 
 def bind(buffer: LogBuffer | None) -> object:

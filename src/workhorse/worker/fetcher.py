@@ -18,26 +18,6 @@ MAX_CLAIM = 100
 IDLE_POLL_SECONDS = 1.0
 
 
-class Slots:
-    """How many claimed tasks this runner holds, against its capacity."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.held = 0
-        self.waiting = 0  # claimed, not started
-        self.cond = threading.Condition()
-
-    def free(self) -> int:
-        """Slots free now (call with `cond` held)."""
-        return self.capacity - self.held
-
-    def release(self, n: int = 1) -> None:
-        """Give slots back and wake the fetcher."""
-        with self.cond:
-            self.held -= n
-            self.cond.notify_all()
-
-
 class Fetcher:
     """Claims up to the free slots and hands each task to `dispatch`.
 
@@ -46,32 +26,57 @@ class Fetcher:
     finishing and the next claim. While claimed tasks are still waiting for a
     thread, the fetcher waits until half the capacity is free so that claims stay
     batched under load.
+
+    Args:
+        held: how many claimed tasks this runner holds now.
+        waiting: how many of them have not started yet.
     """
 
     def __init__(
         self,
         storage: Storage,
-        slots: Slots,
+        *,
+        capacity: int,
+        held: Callable[[], int],
+        waiting: Callable[[], int],
         dispatch: Callable[[Task, str], None],
         claim_args: dict[str, object],
         stopping: threading.Event,
     ) -> None:
         self.storage = storage
-        self.slots = slots
+        self.capacity = capacity
+        self.held = held
+        self.waiting = waiting
         self.dispatch = dispatch
         self.claim_args = claim_args
         self.stopping = stopping
+        self._room_wanted = False
+        self._room = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _room(self) -> int:
-        with self.slots.cond:
-            while not self.stopping.is_set():
-                free = self.slots.free()
-                threshold = max(1, self.slots.capacity // 2) if self.slots.waiting else 1
-                if free >= threshold:
-                    return min(free, MAX_CLAIM)
-                self.slots.cond.wait(0.5)
-            return 0
+    def slot_freed(self) -> None:
+        """Called after a task leaves; cheap unless the fetcher is waiting for room."""
+        if self._room_wanted:
+            self._room.set()
+
+    def _free(self) -> int:
+        free = self.capacity - self.held()
+        threshold = max(1, self.capacity // 2) if self.waiting() else 1
+        return free if free >= threshold else 0
+
+    def wait_for_room(self) -> int:
+        """Block until enough slots are free; 0 when stopping."""
+        while not self.stopping.is_set():
+            free = self._free()
+            if free:
+                return min(free, MAX_CLAIM)
+            self._room.clear()
+            self._room_wanted = True
+            # Re-check after announcing the wait, so a release in between is not missed.
+            if not self._free():
+                self._room.wait(0.5)
+            self._room_wanted = False
+        return 0
 
     def run_once(self, limit: int) -> int:
         """One claim of up to `limit` tasks; returns how many were claimed."""
@@ -80,19 +85,15 @@ class Fetcher:
             lambda tx: tx.tasks.claim(token=token, limit=limit, **self.claim_args),  # type: ignore[arg-type]
             retry_for=float("inf"),
         )
-        if tasks:
-            with self.slots.cond:
-                self.slots.held += len(tasks)
-                self.slots.waiting += len(tasks)
-            for task in tasks:
-                self.dispatch(task, token)
+        for task in tasks:
+            self.dispatch(task, token)
         return len(tasks)
 
     def _loop(self) -> None:
-        listener = self.storage.listen(["tasks"])
+        listener = self.storage.listen(["tasks"], urgent=True)
         try:
             while not self.stopping.is_set():
-                limit = self._room()
+                limit = self.wait_for_room()
                 if limit == 0:
                     break
                 if self.run_once(limit) < limit:
@@ -107,7 +108,6 @@ class Fetcher:
 
     def join(self) -> None:
         """Wait for the thread after `stopping` is set."""
+        self._room.set()
         if self._thread is not None:
-            with self.slots.cond:
-                self.slots.cond.notify_all()
             self._thread.join()

@@ -17,11 +17,10 @@ class TaskDefinition:
     name: str
     fn: Callable[..., Any]
     options: dict[str, Any] = field(default_factory=dict)
+    is_async: bool = field(init=False)
 
-    @property
-    def is_async(self) -> bool:
-        """Whether the function is a coroutine function."""
-        return inspect.iscoroutinefunction(self.fn)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.fn))
 
 
 class Registry:

@@ -1,9 +1,9 @@
 """Worker: composes fetcher, runner threads, supervisor, completer and maintenance.
 
-    worker = Worker(storage, registry=app.registry, config=WorkerConfig(concurrency=8))
-    worker.start()
-    ...
-    worker.stop()          # graceful: stop claiming, let tasks finish, hand the rest back
+worker = Worker(storage, registry=app.registry, config=WorkerConfig(concurrency=8))
+worker.start()
+...
+worker.stop()          # graceful: stop claiming, let tasks finish, hand the rest back
 """
 
 from __future__ import annotations
@@ -17,24 +17,29 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from workhorse.client import DEFAULT_PROJECT
+from workhorse.client import DEFAULT_PROJECT, Client
 from workhorse.domain.ids import new_id
 from workhorse.domain.retry import RetryPolicy, next_retry_delay, should_retry
-from workhorse.domain.task import Outcome, Task, TaskStatus
-from workhorse.errors import StorageUnavailable
+from workhorse.domain.task import Outcome, Task, TaskOptions, TaskStatus
+from workhorse.errors import StorageUnavailable, TaskInterrupted
 from workhorse.maintenance.election import Election
+from workhorse.maintenance.fanin import FanIn
 from workhorse.maintenance.loop import MaintenanceLoop, Service
 from workhorse.maintenance.pruner import Pruner
 from workhorse.maintenance.rescuer import Rescuer
+from workhorse.maintenance.scheduler import Scheduler
 from workhorse.storage import Storage
 from workhorse.worker.codecache import CodeCache
 from workhorse.worker.completer import Completer
-from workhorse.worker.fetcher import Fetcher, Slots
+from workhorse.worker.fetcher import Fetcher
+from workhorse.worker.pusher import Pusher
 from workhorse.worker.registry import Registry
-from workhorse.worker.runners.base import RunResult, Running
+from workhorse.worker.runners.base import Running, RunResult
 from workhorse.worker.runners.process import Launcher, ProcessRunner
 from workhorse.worker.runners.python import PythonRunner
+from workhorse.worker.runners.sandbox import choose_launcher
 from workhorse.worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,7 @@ class WorkerConfig:
     retention_seconds: float = 7 * 24 * 3600.0
     cache_dir: Path = field(default_factory=lambda: Path("var") / "cache" / "code")
     maintenance: bool = True
+    push: bool = True  # deliver push-queue messages and run queue upkeep
     runner_id: str | None = None
 
 
@@ -81,33 +87,48 @@ class Worker:
         self.storage = storage
         self.config = config or WorkerConfig()
         self.registry = registry or Registry()
-        self.id = self.config.runner_id or f"{socket.gethostname()}-{os.getpid()}-{new_id()[-6:]}"
+        self.id = (
+            self.config.runner_id
+            or f"{socket.gethostname()}-{os.getpid()}-{new_id()[-6:]}"
+        )
         settings = storage.settings
         self.lease_seconds = settings.lease_seconds
-        prefetch = self.config.concurrency if self.config.prefetch is None else self.config.prefetch
-        self.slots = Slots(self.config.concurrency + prefetch)
+        prefetch = (
+            self.config.concurrency
+            if self.config.prefetch is None
+            else self.config.prefetch
+        )
+        self.capacity = self.config.concurrency + prefetch
         self._inflight: dict[str, Running] = {}
-        self._inflight_lock = threading.Lock()
+        self._drained = threading.Event()
         self._work: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self.completer = Completer(storage)
         self.python = PythonRunner(
-            self.registry, log_limit=settings.max_log_bytes, report_progress=self._report_progress
+            self.registry,
+            log_limit=settings.max_log_bytes,
+            report_progress=self._report_progress,
+            queue_children=self._queue_children,
         )
         self.process = ProcessRunner(
             CodeCache(storage, self.config.cache_dir),
-            launcher=launcher,
+            # Default: a bubblewrap sandbox when it works here, else a plain child.
+            launcher=launcher
+            if launcher is not None or not self.config.packages
+            else choose_launcher(settings),
             log_limit=settings.max_log_bytes,
             append_log=self._append_log,
             kill_grace=self.config.kill_grace,
         )
         self.fetcher = Fetcher(
             storage,
-            self.slots,
-            self._dispatch,
-            {
+            capacity=self.capacity,
+            held=self._inflight.__len__,
+            waiting=self._work.qsize,
+            dispatch=self._dispatch,
+            claim_args={
                 "runner_id": self.id,
                 "cluster": self.config.cluster,
                 "project_id": self.config.project_id,
@@ -115,7 +136,7 @@ class Worker:
                 "packages": self.config.packages,
                 "lease_seconds": self.lease_seconds,
             },
-            self._stopping,
+            stopping=self._stopping,
         )
         self.supervisor = Supervisor(
             storage,
@@ -128,14 +149,19 @@ class Worker:
         )
         services: list[Service] = [
             Rescuer(storage),
+            FanIn(storage),
             Pruner(storage, retention_seconds=self.config.retention_seconds),
+            Scheduler(storage),
             *(extra_services or []),
         ]
         self.maintenance = (
-            MaintenanceLoop(Election(storage, self.id, ttl=self.lease_seconds), services)
+            MaintenanceLoop(
+                Election(storage, self.id, ttl=self.lease_seconds), services
+            )
             if self.config.maintenance
             else None
         )
+        self.pusher = Pusher(storage) if self.config.push else None
 
     # -- life cycle -------------------------------------------------------------
 
@@ -158,13 +184,17 @@ class Worker:
         )
         self.completer.start()
         for i in range(self.config.concurrency):
-            thread = threading.Thread(target=self._execute_loop, name=f"task-{i}", daemon=True)
+            thread = threading.Thread(
+                target=self._execute_loop, name=f"task-{i}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         self.supervisor.start()
         self.fetcher.start()
         if self.maintenance is not None:
             self.maintenance.start()
+        if self.pusher is not None:
+            self.pusher.start()
         log.info("runner %s started", self.id, extra={"event": "runner_started"})
 
     def stop(self, grace: float | None = None) -> None:
@@ -176,9 +206,9 @@ class Worker:
         self.fetcher.join()
         handed_back = self._take_unstarted()
         deadline = time.monotonic() + grace
-        with self.slots.cond:
-            while self._started_inflight() and time.monotonic() < deadline:
-                self.slots.cond.wait(min(0.1, max(deadline - time.monotonic(), 0)))
+        while self._started_inflight() and time.monotonic() < deadline:
+            self._drained.wait(min(0.1, max(deadline - time.monotonic(), 0)))
+            self._drained.clear()
         for r in self._snapshot():
             if r.abort(None, "runner shut down"):
                 handed_back.append((r.task.id, r.token, True))
@@ -191,6 +221,8 @@ class Worker:
         self.supervisor.stop()
         if self.maintenance is not None:
             self.maintenance.stop()
+        if self.pusher is not None:
+            self.pusher.stop()
         self.python.close()
         try:
             self.storage.run(lambda tx: tx.runners.delete(self.id), retry_for=2)
@@ -207,8 +239,7 @@ class Worker:
 
     def _dispatch(self, task: Task, token: str) -> None:
         running = Running(task, token)
-        with self._inflight_lock:
-            self._inflight[task.id] = running
+        self._inflight[task.id] = running
         self._work.put(running)
 
     def _execute_loop(self) -> None:
@@ -216,15 +247,22 @@ class Worker:
             running = self._work.get()
             if running is None:
                 return
-            with self.slots.cond:
-                self.slots.waiting -= 1
-            if running.aborted is None:
-                running.started = True
-                running.deadline = time.monotonic() + running.task.timeout
-                result = self._run(running)
-                if running.finish():
-                    self.completer.put(self._outcome(running, result))
-            self._forget(running)
+            try:
+                self._execute(running)
+            except TaskInterrupted:
+                # An interruption can land a few bytecodes after the task returned.
+                pass
+            finally:
+                self._forget(running)
+
+    def _execute(self, running: Running) -> None:
+        if running.aborted is not None:
+            return
+        running.started = True
+        running.deadline = time.monotonic() + running.task.timeout
+        result = self._run(running)
+        if running.finish():
+            self.completer.put(self._outcome(running, result))
 
     def _run(self, running: Running) -> RunResult:
         try:
@@ -232,7 +270,11 @@ class Worker:
                 return self.python.run(running)
             return self.process.run(running)
         except Exception as exc:  # a runner bug must not kill the thread
-            log.exception("runner failed on task %s", running.task.id, extra={"event": "runner_bug"})
+            log.exception(
+                "runner failed on task %s",
+                running.task.id,
+                extra={"event": "runner_bug"},
+            )
             return RunResult(TaskStatus.ERROR, error=f"runner error: {exc}")
 
     def _outcome(self, running: Running, result: RunResult) -> Outcome:
@@ -255,20 +297,26 @@ class Worker:
         """End an attempt now (timeout, cancel) or drop it (lease lost: status None)."""
         if not running.abort(status, reason):
             return
-        log.info("task %s aborted: %s", running.task.id, reason, extra={"event": "task_aborted"})
+        log.info(
+            "task %s aborted: %s",
+            running.task.id,
+            reason,
+            extra={"event": "task_aborted"},
+        )
         if status is not None:
             self.completer.put(self._outcome(running, RunResult(status, error=reason)))
         if not running.started:
             return  # the thread that picks it up will release the slot
 
     def _forget(self, running: Running) -> None:
-        with self._inflight_lock:
-            self._inflight.pop(running.task.id, None)
-        self.slots.release()
+        self._inflight.pop(running.task.id, None)
+        self.fetcher.slot_freed()
+        if self._stopping.is_set():
+            self._drained.set()
 
     def _snapshot(self) -> list[Running]:
-        with self._inflight_lock:
-            return list(self._inflight.values())
+        # dict operations are atomic under the GIL; copy() gives a consistent view
+        return list(self._inflight.copy().values())
 
     def _started_inflight(self) -> bool:
         return any(r.started for r in self._snapshot())
@@ -294,12 +342,33 @@ class Worker:
 
     # -- callbacks from runners ------------------------------------------------
 
-    def _report_progress(self, running: Running, percent: int, message: str | None) -> bool:
+    def _report_progress(
+        self, running: Running, percent: int, message: str | None
+    ) -> bool:
         return self.storage.run(
-            lambda tx: tx.tasks.set_progress(running.task.id, running.token, percent, message)
+            lambda tx: tx.tasks.set_progress(
+                running.task.id, running.token, percent, message
+            )
         )
+
+    def _queue_children(
+        self,
+        running: Running,
+        code_name: str,
+        payloads: list[str],
+        options: dict[str, Any],
+    ) -> list[str]:
+        parent = running.task
+        client = Client(self.storage, project_id=parent.project_id)
+        then = options.pop("then", None)
+        opts = TaskOptions(
+            **{"cluster": parent.cluster, **options, "parent_id": parent.id}
+        )
+        return client.queue_children(parent.id, code_name, payloads, opts, then=then)
 
     def _append_log(self, running: Running, chunk: int, text: str) -> None:
         self.storage.run(
-            lambda tx: tx.tasks.append_log(running.task.id, running.task.attempt, chunk, text)
+            lambda tx: tx.tasks.append_log(
+                running.task.id, running.task.attempt, chunk, text
+            )
         )

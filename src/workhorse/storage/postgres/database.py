@@ -82,14 +82,20 @@ class PostgresDatabase:
         self._closed = threading.Event()
 
     @contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[PostgresConnection]:
-        """A pooled connection in BEGIN ... COMMIT."""
-        with self.pool.connection() as conn, conn.transaction():
-            yield PostgresConnection(conn)
+    def transaction(
+        self, *, write: bool = True, single: bool = False
+    ) -> Iterator[PostgresConnection]:
+        """A pooled connection in BEGIN ... COMMIT (or autocommit for one statement)."""
+        with self.pool.connection() as conn:
+            if single:
+                yield PostgresConnection(conn)
+                return
+            with conn.transaction():
+                yield PostgresConnection(conn)
 
-    def listen(self, keys: Sequence[str]) -> HubListener:
-        """Follow keys; the LISTEN thread starts on first use."""
-        listener = self._hub.add(keys)
+    def listen(self, keys: Sequence[str], *, urgent: bool = False) -> HubListener:
+        """Follow keys; the LISTEN thread starts on first use (urgency makes no difference)."""
+        listener = self._hub.add(keys, urgent=urgent)
         if self._listener_thread is None:
             self._listener_thread = threading.Thread(
                 target=self._listen_loop, name="pg-listen", daemon=True
@@ -112,7 +118,9 @@ class PostgresDatabase:
                         for note in conn.notifies(timeout=0.5):
                             self._hub.publish(note.payload)
             except psycopg.Error as exc:
-                log.warning("listen connection lost: %s", exc, extra={"event": "listen_lost"})
+                log.warning(
+                    "listen connection lost: %s", exc, extra={"event": "listen_lost"}
+                )
                 self._closed.wait(backoff)
                 backoff = min(backoff * 2, 2.0)
 

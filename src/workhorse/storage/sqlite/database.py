@@ -16,10 +16,17 @@ from workhorse.storage.base import Params, Row
 from workhorse.storage.notify import Hub, HubListener
 from workhorse.storage.queries import load
 
-# How often an idle listener checks whether another process committed. 1 ms keeps
-# the enqueue -> start latency near a millisecond for about 1% of one core.
+# How often to look whether another process committed, while an urgent listener
+# (a fetcher, a long poll) waits: 1 ms keeps enqueue -> start near a millisecond
+# for about 1% of a core. Other waiters get 50 ms; with nobody waiting, no polling.
 POLL_SECONDS = 0.001
-BUSY_TIMEOUT_MS = 5000
+SLOW_POLL_SECONDS = 0.05
+# Waiting for another process's write lock: SQLite's own busy handler sleeps in
+# steps of 1, 2, 5, 10... ms, which wastes most of the time under contention, so
+# writers retry BEGIN IMMEDIATE themselves from 50 us up to 2 ms, for 5 s at most.
+LOCK_WAIT_SECONDS = 5.0
+LOCK_FIRST_PAUSE = 0.00005
+LOCK_MAX_PAUSE = 0.002
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 
 
@@ -27,8 +34,27 @@ def path_from_url(url: str) -> Path:
     """`sqlite:///rel/path.db` or `sqlite:////abs/path.db` to a Path."""
     rest = url.removeprefix("sqlite:")
     if not rest.startswith("//"):
-        raise InvalidInput(f"bad SQLite URL {url!r}: use sqlite:///relative.db or sqlite:////abs.db")
+        raise InvalidInput(
+            f"bad SQLite URL {url!r}: use sqlite:///relative.db or sqlite:////abs.db"
+        )
     return Path(rest[3:] if rest.startswith("///") else rest[2:])
+
+
+def _begin(conn: sqlite3.Connection, statement: str) -> None:
+    """BEGIN, retrying with short pauses while another process holds the lock."""
+    pause = LOCK_FIRST_PAUSE
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            conn.execute(statement)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, LOCK_MAX_PAUSE)
 
 
 class SqliteConnection:
@@ -95,12 +121,20 @@ class SqliteDatabase:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=LOCK_WAIT_SECONDS,
         )
         conn.row_factory = sqlite3.Row
+        # pg_notify(channel, key) means the same as in PostgreSQL: announce `key`
+        # when the transaction commits (to this process now, to others by polling).
+        conn.create_function("pg_notify", 2, self._notify_from_sql)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # Set-up above may wait in SQLite's busy handler; from here on writers use
+        # _begin's finer retry and readers Storage.run's.
+        conn.execute("PRAGMA busy_timeout=0")
         with self._all_lock:
             self._all.append(conn)
         return conn
@@ -112,15 +146,26 @@ class SqliteDatabase:
             self._local.conn = conn
         return conn
 
+    def _notify_from_sql(self, _channel: str, key: str) -> None:
+        tx: SqliteConnection | None = getattr(self._local, "tx", None)
+        if tx is not None:
+            tx.notify(key)
+
     @contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[SqliteConnection]:
-        """BEGIN IMMEDIATE for writes (one writer), deferred BEGIN for reads."""
+    def transaction(
+        self, *, write: bool = True, single: bool = False
+    ) -> Iterator[SqliteConnection]:
+        """BEGIN IMMEDIATE for writes (one writer), deferred BEGIN for reads.
+
+        `single` makes no difference here: in-process statements cost no round trips.
+        """
         conn = self._conn()
         tx = SqliteConnection(conn)
+        self._local.tx = tx
         if write:
             self._write_lock.acquire()
         try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            _begin(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield tx
                 conn.execute("COMMIT")
@@ -129,31 +174,45 @@ class SqliteDatabase:
                     conn.execute("ROLLBACK")
                 raise
         finally:
+            self._local.tx = None
             if write:
                 self._write_lock.release()
         for key in tx.pending:
             self._hub.publish(key)
 
-    def listen(self, keys: Sequence[str]) -> HubListener:
+    def listen(self, keys: Sequence[str], *, urgent: bool = False) -> HubListener:
         """Follow keys; starts the data_version poller on first use."""
-        listener = self._hub.add(keys)
+        listener = self._hub.add(keys, urgent=urgent)
         if self._poller is None:
-            self._poller = threading.Thread(target=self._poll, name="sqlite-poller", daemon=True)
+            self._poller = threading.Thread(
+                target=self._poll, name="sqlite-poller", daemon=True
+            )
             self._poller.start()
         return listener
 
     def _poll(self) -> None:
         conn = self._connect()
         last = None
+        hub = self._hub
         while not self._closed.is_set():
-            if self._hub.active:
-                try:
-                    version = conn.execute("PRAGMA data_version").fetchone()[0]
-                except sqlite3.Error:
-                    version = None
-                if version != last:
-                    last = version
-                    self._hub.publish_all()
+            with hub.cond:
+                while hub.waiters == 0 and not self._closed.is_set():
+                    hub.cond.wait(0.5)
+            try:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error:
+                version = None
+            if version != last:
+                last = version
+                hub.publish_all()
+            with hub.cond:
+                if not hub.urgent_waiters:
+                    # A slow pause, cut short when an urgent waiter arrives.
+                    hub.cond.wait_for(
+                        lambda: hub.urgent_waiters > 0 or self._closed.is_set(),
+                        SLOW_POLL_SECONDS,
+                    )
+                    continue
             time.sleep(POLL_SECONDS)
 
     def array(self, values: Sequence[Any]) -> str:
@@ -175,6 +234,8 @@ class SqliteDatabase:
     def close(self) -> None:
         """Close every connection this adapter opened."""
         self._closed.set()
+        with self._hub.cond:
+            self._hub.cond.notify_all()
         if self._poller is not None:
             self._poller.join(timeout=1)
         with self._all_lock:

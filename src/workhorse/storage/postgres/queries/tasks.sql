@@ -2,15 +2,22 @@
 -- %(now)s is NULL in production (the database clock decides) and a fixed time in tests.
 
 -- name: insert
--- Queue one task; a retried insert with the same id is a no-op.
+-- Queue the tasks in %(batch)s (a JSON array, in order) in one statement, and announce
+-- them on commit; a retried insert with the same ids is a no-op.
 INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
                    run_at, timeout, label, cluster, retries, retries_delay, backoff,
                    created_at, schedule_id, parent_id)
-VALUES (%(id)s, %(project_id)s, %(code_name)s, %(kind)s, %(code_revision)s, %(payload)s, 'queued',
-        %(priority)s, coalesce(%(now)s::float8, extract(epoch from now())) + %(delay)s,
-        %(timeout)s, %(label)s, %(cluster)s, %(retries)s, %(retries_delay)s, %(backoff)s,
-        coalesce(%(now)s::float8, extract(epoch from now())), %(schedule_id)s, %(parent_id)s)
-ON CONFLICT (id) DO NOTHING;
+SELECT b.id, b.project_id, b.code_name, b.kind, b.code_revision, b.payload, 'queued', b.priority,
+       coalesce(%(now)s::float8, extract(epoch from now())) + b.delay, b.timeout, b.label, b.cluster,
+       b.retries, b.retries_delay, b.backoff,
+       coalesce(%(now)s::float8, extract(epoch from now())), b.schedule_id, b.parent_id
+FROM ROWS FROM (jsonb_to_recordset(%(batch)s::jsonb)
+     AS (id text, project_id text, code_name text, kind text, code_revision int, payload text,
+         priority int, delay float8, timeout int, label text, cluster text, retries int,
+         retries_delay int, backoff boolean, schedule_id text, parent_id text)) WITH ORDINALITY AS b
+ORDER BY b.ordinality
+ON CONFLICT (id) DO NOTHING
+RETURNING pg_notify('workhorse', 'tasks:' || cluster);
 
 -- name: get
 -- One task of a project.
@@ -96,18 +103,20 @@ FROM picked WHERE tasks.seq = picked.seq
 RETURNING tasks.*;
 
 -- name: finish
--- End an attempt if the lease still holds: a final status, or back to queued for a retry.
-UPDATE tasks SET
-    status = %(status)s,
-    run_at = CASE WHEN %(status)s = 'queued'
-                  THEN coalesce(%(now)s::float8, extract(epoch from now())) + %(retry_delay)s
-                  ELSE run_at END,
+-- End the attempts in %(batch)s (JSON [{id, token, status, retry_delay, result, error}])
+-- whose lease still holds: a final status, or back to queued for a retry.
+UPDATE tasks t SET
+    status = b.status,
+    run_at = CASE WHEN b.status = 'queued'
+                  THEN coalesce(%(now)s::float8, extract(epoch from now())) + b.retry_delay
+                  ELSE t.run_at END,
     end_time = coalesce(%(now)s::float8, extract(epoch from now())),
-    result = %(result)s, error = %(error)s,
-    lease_token = NULL, lease_expires_at = NULL,
-    cancel_requested = FALSE
-WHERE id = %(id)s AND lease_token = %(lease_token)s AND status = 'running'
-RETURNING id, project_id, attempt, runner_id, start_time, end_time, parent_id;
+    result = b.result, error = b.error,
+    lease_token = NULL, lease_expires_at = NULL, cancel_requested = FALSE
+FROM jsonb_to_recordset(%(batch)s::jsonb)
+     AS b(id text, token text, status text, retry_delay float8, result text, error text)
+WHERE t.id = b.id AND t.lease_token = b.token AND t.status = 'running'
+RETURNING t.id, t.project_id, t.attempt, t.runner_id, t.start_time, t.end_time, t.parent_id;
 
 -- name: insert_attempt
 -- Record how one attempt ended.

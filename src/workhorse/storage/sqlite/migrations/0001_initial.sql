@@ -77,7 +77,6 @@ CREATE TABLE tasks (
 -- Claims walk this index in claim order; ordering by seq alone would make the
 -- planner scan every claimed row.
 CREATE INDEX tasks_claim ON tasks (cluster, priority DESC, run_at, seq) WHERE status = 'queued';
-CREATE INDEX tasks_running ON tasks (project_id, code_name) WHERE status = 'running';
 CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE status = 'running';
 CREATE INDEX tasks_runner ON tasks (runner_id) WHERE status = 'running';
 CREATE INDEX tasks_listing ON tasks (project_id, seq DESC);

@@ -61,7 +61,8 @@ WHERE project_id = :project_id AND code_name = :code_name AND revision = :revisi
 
 -- name: list_revisions
 -- Revisions of a code, newest first, without archives.
-SELECT project_id, code_name, revision, checksum, size, command, runtime, options, created_at
+SELECT project_id, code_name, revision, checksum, size, blob_path, command, runtime, options,
+       created_at
 FROM code_revisions
 WHERE project_id = :project_id AND code_name = :code_name
 ORDER BY revision DESC LIMIT :limit OFFSET :offset;

@@ -2,15 +2,23 @@
 -- :now is NULL in production (the database clock decides) and a fixed time in tests.
 
 -- name: insert
--- Queue one task; a retried insert with the same id is a no-op.
+-- Queue the tasks in :batch (a JSON array, in order) in one statement, and announce
+-- them on commit; a retried insert with the same ids is a no-op.
 INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
                    run_at, timeout, label, cluster, retries, retries_delay, backoff,
                    created_at, schedule_id, parent_id)
-VALUES (:id, :project_id, :code_name, :kind, :code_revision, :payload, 'queued',
-        :priority, coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :delay,
-        :timeout, :label, :cluster, :retries, :retries_delay, :backoff,
-        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0), :schedule_id, :parent_id)
-ON CONFLICT (id) DO NOTHING;
+SELECT value ->> 'id', value ->> 'project_id', value ->> 'code_name', value ->> 'kind',
+       value ->> 'code_revision', value ->> 'payload', 'queued', value ->> 'priority',
+       coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + (value ->> 'delay'),
+       value ->> 'timeout', value ->> 'label', value ->> 'cluster', value ->> 'retries',
+       value ->> 'retries_delay', value ->> 'backoff',
+       coalesce(:now, (julianday('now') - 2440587.5) * 86400.0),
+       value ->> 'schedule_id', value ->> 'parent_id'
+FROM json_each(:batch)
+WHERE true
+ORDER BY key
+ON CONFLICT (id) DO NOTHING
+RETURNING pg_notify('workhorse', 'tasks:' || cluster);
 
 -- name: get
 -- One task of a project.
@@ -92,17 +100,21 @@ WHERE seq IN (
 RETURNING *;
 
 -- name: finish
--- End an attempt if the lease still holds: a final status, or back to queued for a retry.
+-- End the attempts in :batch (JSON [{id, token, status, retry_delay, result, error}])
+-- whose lease still holds: a final status, or back to queued for a retry.
 UPDATE tasks SET
-    status = :status,
-    run_at = CASE WHEN :status = 'queued'
-                  THEN coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :retry_delay
+    status = b.b_status,
+    run_at = CASE WHEN b.b_status = 'queued'
+                  THEN coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + b.b_retry_delay
                   ELSE run_at END,
     end_time = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0),
-    result = :result, error = :error,
-    lease_token = NULL, lease_expires_at = NULL,
-    cancel_requested = FALSE
-WHERE id = :id AND lease_token = :lease_token AND status = 'running'
+    result = b.b_result, error = b.b_error,
+    lease_token = NULL, lease_expires_at = NULL, cancel_requested = 0
+FROM (SELECT value ->> 'id' AS b_id, value ->> 'token' AS b_token, value ->> 'status' AS b_status,
+             value ->> 'retry_delay' AS b_retry_delay, value ->> 'result' AS b_result,
+             value ->> 'error' AS b_error
+      FROM json_each(:batch)) AS b
+WHERE id = b.b_id AND lease_token = b.b_token AND status = 'running'
 RETURNING id, project_id, attempt, runner_id, start_time, end_time, parent_id;
 
 -- name: insert_attempt

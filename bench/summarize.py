@@ -1,0 +1,92 @@
+"""Turn a raw.jsonl from bench/run.py into summary.md: medians, peers side by side, ratios."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+TARGETS = {
+    ("sqlite", "drain"): 15000, ("postgres", "drain"): 10000,
+    ("sqlite", "bulk"): 50000, ("postgres", "bulk"): 50000,
+}
+
+
+def med(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def fmt(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("raw")
+    ap.add_argument("--machine", default="")
+    ap.add_argument("--seconds", default="")
+    args = ap.parse_args()
+    raw = Path(args.raw)
+    rows = [json.loads(line) for line in raw.read_text().splitlines() if line.strip()]
+    cells: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    extras: dict[str, list[dict[str, object]]] = defaultdict(list)
+    errors = [r for r in rows if "error" in r]
+    for r in rows:
+        if "error" in r:
+            continue
+        if "label" in r:
+            extras[str(r["label"])].append(r)
+            continue
+        key = (r["system"], r["variant"], r["mode"])
+        for k in ("jobs_per_s", "steady_jobs_per_s", "p50_ms", "p99_ms"):
+            if isinstance(r.get(k), int | float):
+                cells[key][k].append(float(r[k]))
+    systems = sorted({(s, v) for s, v, _ in cells}, key=lambda sv: (sv[0] != "workhorse", sv))
+    out = ["# Benchmark summary", ""]
+    if args.machine:
+        out += [f"Machine: {args.machine}. Run took {args.seconds} s.", ""]
+    out += ["| system | backend/variant | enqueue/s | bulk/s | drain/s (from launch) | drain/s steady | latency p50 / p99 ms |",
+            "|---|---|---|---|---|---|---|"]
+    for s, v in systems:
+        c = lambda m, k: med(cells[(s, v, m)][k])  # noqa: E731
+        lat = f"{fmt(c('latency', 'p50_ms'), 2)} / {fmt(c('latency', 'p99_ms'), 2)}"
+        out.append(f"| {s} | {v} | {fmt(c('enqueue', 'jobs_per_s'))} | {fmt(c('bulk', 'jobs_per_s'))} | "
+                   f"{fmt(c('drain', 'jobs_per_s'))} | {fmt(c('drain', 'steady_jobs_per_s'))} | {lat} |")
+    out += ["", "## Workhorse against the best peer measured in the same run", "",
+            "| figure | workhorse | best peer | ratio | target |", "|---|---|---|---|---|"]
+    for backend in ("sqlite", "postgres"):
+        for mode, key, better in (("enqueue", "jobs_per_s", max), ("bulk", "jobs_per_s", max),
+                                  ("drain", "jobs_per_s", max), ("latency", "p50_ms", min),
+                                  ("latency", "p99_ms", min)):
+            ours = med(cells[("workhorse", backend, mode)][key])
+            peers = [(med(cells[(s, v, mode)][key]), f"{s}/{v}") for s, v in systems
+                     if s != "workhorse" and med(cells[(s, v, mode)][key]) is not None]
+            if ours is None or not peers:
+                continue
+            best = better(peers, key=lambda p: p[0])  # type: ignore[arg-type,return-value]
+            ratio = (ours / best[0]) if better is max else (best[0] / ours)
+            target = TARGETS.get((backend, mode))
+            out.append(f"| {mode} {key} ({backend}) | {fmt(ours, 2 if 'ms' in key else 0)} | "
+                       f"{fmt(best[0], 2 if 'ms' in key else 0)} ({best[1]}) | {ratio:.1f}x better"
+                       f"{'' if ratio >= 1 else ' (worse)'} | {fmt(target) if target else '-'} |")
+    if extras:
+        out += ["", "## Other measurements", ""]
+        for label, items in sorted(extras.items()):
+            out.append(f"### {label}")
+            for item in items:
+                shown = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in item.items()
+                         if k not in ("label", "rep", "settings")}
+                out.append(f"- `{json.dumps(shown)}`")
+            out.append("")
+    if errors:
+        out += ["", "## Errors", ""] + [f"- `{json.dumps(e)[:400]}`" for e in errors]
+    (raw.parent / "summary.md").write_text("\n".join(out) + "\n")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
