@@ -15,7 +15,9 @@ from workhorse.settings import Settings
 from workhorse.storage import Storage, open_storage
 from workhorse.worker.worker import Worker, WorkerConfig
 
-PG_ADMIN_URL = os.environ.get("WORKHORSE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "WORKHORSE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 BACKENDS = ["sqlite", "postgres"]
 KEEP_TABLES = ("schema_migrations",)
 
@@ -64,7 +66,9 @@ def _truncate_pg(url: str) -> None:
         ).fetchall()
         tables = [r[0] for r in rows if r[0] not in KEEP_TABLES]
         if tables:
-            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY")
+            conn.execute(
+                "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY"
+            )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -88,7 +92,9 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     """Settings with short leases so failure tests finish quickly."""
-    return Settings(database_url=database_url, lease_seconds=3.0, producer_retry_seconds=5.0)
+    return Settings(
+        database_url=database_url, lease_seconds=3.0, producer_retry_seconds=5.0
+    )
 
 
 @pytest.fixture
@@ -121,7 +127,9 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
             "cache_dir": tmp_path / "cache",
         }
         defaults.update(config)
-        worker = Worker(app.storage, registry=app.registry, config=WorkerConfig(**defaults))  # type: ignore[arg-type]
+        worker = Worker(
+            app.storage, registry=app.registry, config=WorkerConfig(**defaults)
+        )  # type: ignore[arg-type]
         worker.start()
         started.append(worker)
         return worker

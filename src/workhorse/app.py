@@ -418,8 +418,8 @@ class TaskHandle:
             pause = min(pause * 2, WAIT_POLL_MAX)
         return self
 
-    async def await_done(self, timeout: float | None = None) -> TaskHandle:
-        """`wait` for async callers."""
+    async def await_done(self, timeout: float | None = None) -> TaskHandle:  # noqa: ASYNC109
+        """`wait` for async callers (the same deadline semantics as `wait`)."""
         return await asyncio.to_thread(self.wait, timeout)
 
     def cancel(self) -> TaskStatus:

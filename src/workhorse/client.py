@@ -336,10 +336,16 @@ class Client:
         self.storage.run(lambda tx: tx.tasks.cancel(self.project_id, task_id))
         return self.get(task_id)
 
-    def retry(self, task_id: str, *, delay: float = 0) -> str:
-        """Queue a new task with the same code, payload and options (IronWorker retry)."""
+    def retry(
+        self, task_id: str, *, delay: float = 0, unfinished_too: bool = False
+    ) -> str:
+        """Queue a new task with the same code, payload and options (IronWorker retry).
+
+        Only finished tasks are retried unless `unfinished_too` (the IronWorker API
+        allows copying a queued or running task as well).
+        """
         old = self.get(task_id)
-        if not old.status.is_final:
+        if not old.status.is_final and not unfinished_too:
             raise InvalidInput(
                 f"task {task_id} is {old.status}; only finished tasks can be retried"
             )

@@ -52,5 +52,7 @@ def from_datetime(value: datetime) -> float:
     if value.tzinfo is None:
         from workhorse.errors import InvalidInput
 
-        raise InvalidInput("naive datetime: give a time zone (e.g. 2030-01-01T00:00:00Z)")
+        raise InvalidInput(
+            "naive datetime: give a time zone (e.g. 2030-01-01T00:00:00Z)"
+        )
     return value.timestamp()

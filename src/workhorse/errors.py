@@ -35,13 +35,15 @@ class TaskFailed(WorkhorseError):
     """A task ended in a status other than complete; raised by `Task.result`."""
 
     def __init__(self, task_id: str, status: str, error: str | None) -> None:
-        super().__init__(f"task {task_id} ended {status}: {error or 'no error message'}")
+        super().__init__(
+            f"task {task_id} ended {status}: {error or 'no error message'}"
+        )
         self.task_id = task_id
         self.status = status
         self.error = error
 
 
-class TaskInterrupted(BaseException):  # noqa: N818 - a signal, not an error
+class TaskInterrupted(BaseException):
     """Raised inside a running Python task that timed out or was cancelled.
 
     It derives from BaseException so that user code with a broad `except Exception`

@@ -16,11 +16,15 @@ HERE = Path(__file__).parent
 
 
 @pytest.fixture
-def spawn_runner(tmp_path: Path, database_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+def spawn_runner(
+    tmp_path: Path, database_url: str
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start `workhorse runner --app chaos_app:app` processes; all are killed at the end."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def spawn(*extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        *extra: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         full_env = {
             **os.environ,
             "WORKHORSE_DATABASE_URL": database_url,
@@ -31,9 +35,23 @@ def spawn_runner(tmp_path: Path, database_url: str) -> Iterator[Callable[..., su
         }
         with (tmp_path / f"runner-{len(procs)}.log").open("wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "workhorse", "runner", "--app", "chaos_app:app",
-                 "--concurrency", "4", "--cache-dir", str(tmp_path / "cache"), *extra],
-                cwd=HERE, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "workhorse",
+                    "runner",
+                    "--app",
+                    "chaos_app:app",
+                    "--concurrency",
+                    "4",
+                    "--cache-dir",
+                    str(tmp_path / "cache"),
+                    *extra,
+                ],
+                cwd=HERE,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         procs.append(proc)
         return proc

@@ -22,7 +22,9 @@ KILLS = 5
 
 
 def test_killed_runners_lose_nothing_and_complete_each_task_once(
-    settings: Settings, spawn_runner: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+    settings: Settings,
+    spawn_runner: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
 ) -> None:
     app = App(settings=settings)
     app.client.register_python("work", {})
@@ -30,7 +32,9 @@ def test_killed_runners_lose_nothing_and_complete_each_task_once(
     expected = {task_id: i * 2 for i, task_id in enumerate(ids)}
 
     def finished() -> int:
-        return sum(n for _, st, n in app.client.counts() if st != "queued" and st != "running")
+        return sum(
+            n for _, st, n in app.client.counts() if st != "queued" and st != "running"
+        )
 
     runners = [spawn_runner(), spawn_runner()]
     rng = random.Random(7)

@@ -27,7 +27,10 @@ def queue(client: Client, n: int = 1, code: str = "work", **opts: Any) -> list[s
     ids: list[str] = []
 
     def work(tx):  # type: ignore[no-untyped-def]
-        tasks = [client.build(tx, code, f'{{"args": [{i}]}}', TaskOptions(**opts)) for i in range(n)]
+        tasks = [
+            client.build(tx, code, f'{{"args": [{i}]}}', TaskOptions(**opts))
+            for i in range(n)
+        ]
         tx.tasks.insert_many(tasks, now=NOW)
         ids.extend(t.id for t in tasks)
 
@@ -35,7 +38,16 @@ def queue(client: Client, n: int = 1, code: str = "work", **opts: Any) -> list[s
     return ids
 
 
-def claim(storage: Storage, limit: int = 10, *, now: float = NOW, codes=("work", "other"), runner="r1", token="tok", **kw: Any):  # type: ignore[no-untyped-def]
+def claim(
+    storage: Storage,
+    limit: int = 10,
+    *,
+    now: float = NOW,
+    codes: tuple[str, ...] = ("work", "other"),
+    runner: str = "r1",
+    token: str = "tok",  # noqa: S107 - a lease token, not a secret
+    **kw: Any,
+) -> list[Any]:
     args = {
         "runner_id": runner,
         "token": token,
@@ -51,7 +63,13 @@ def claim(storage: Storage, limit: int = 10, *, now: float = NOW, codes=("work",
     return storage.run(lambda tx: tx.tasks.claim(**args))
 
 
-def finish(storage: Storage, task_id: str, token: str, status: TaskStatus = TaskStatus.COMPLETE, **kw: Any):  # type: ignore[no-untyped-def]
+def finish(
+    storage: Storage,
+    task_id: str,
+    token: str,
+    status: TaskStatus = TaskStatus.COMPLETE,
+    **kw: Any,
+):  # type: ignore[no-untyped-def]
     outcome = Outcome(task_id=task_id, lease_token=token, status=status, **kw)
     return storage.run(lambda tx: tx.tasks.finish_many([outcome], now=NOW + 1))
 
@@ -69,7 +87,9 @@ def test_higher_priority_is_claimed_first(storage: Storage, client: Client) -> N
     assert [t.id for t in claim(storage, 5)] == high + mid + low
 
 
-def test_a_claim_leases_and_counts_the_attempt(storage: Storage, client: Client) -> None:
+def test_a_claim_leases_and_counts_the_attempt(
+    storage: Storage, client: Client
+) -> None:
     queue(client)
     (task,) = claim(storage)
     assert task.status == TaskStatus.RUNNING
@@ -106,7 +126,9 @@ def test_runner_claims_only_its_cluster(storage: Storage, client: Client) -> Non
     assert len(claim(storage, cluster="gpu")) == 1
 
 
-def test_max_concurrency_caps_running_tasks_across_claims(storage: Storage, client: Client) -> None:
+def test_max_concurrency_caps_running_tasks_across_claims(
+    storage: Storage, client: Client
+) -> None:
     client.register_python("capped", {"max_concurrency": 2})
     ids = queue(client, 5, code="capped")
     first = claim(storage, 10, codes=["capped"], runner="a", token="a")
@@ -118,7 +140,9 @@ def test_max_concurrency_caps_running_tasks_across_claims(storage: Storage, clie
     assert [t.id for t in third] == [ids[2]]
 
 
-def test_paused_code_is_not_claimed_until_resumed(storage: Storage, client: Client) -> None:
+def test_paused_code_is_not_claimed_until_resumed(
+    storage: Storage, client: Client
+) -> None:
     queue(client, 2)
     client.set_paused("work", True)
     assert claim(storage) == []
@@ -126,13 +150,19 @@ def test_paused_code_is_not_claimed_until_resumed(storage: Storage, client: Clie
     assert len(claim(storage)) == 2
 
 
-def test_finish_with_the_current_token_applies(storage: Storage, client: Client) -> None:
+def test_finish_with_the_current_token_applies(
+    storage: Storage, client: Client
+) -> None:
     queue(client)
     (task,) = claim(storage)
     done = finish(storage, task.id, "tok", result='{"ok":1}')
     assert [f.task_id for f in done] == [task.id]
     stored = client.get(task.id)
-    assert (stored.status, stored.result, stored.lease_token) == (TaskStatus.COMPLETE, '{"ok":1}', None)
+    assert (stored.status, stored.result, stored.lease_token) == (
+        TaskStatus.COMPLETE,
+        '{"ok":1}',
+        None,
+    )
     (attempt,) = client.attempts(task.id)
     assert (attempt.attempt, attempt.status, attempt.runner_id) == (1, "complete", "r1")
 
@@ -144,11 +174,15 @@ def test_a_stale_token_cannot_finish(storage: Storage, client: Client) -> None:
     assert client.get(task.id).status == TaskStatus.RUNNING
 
 
-def test_two_runners_cannot_both_complete_one_attempt(storage: Storage, client: Client) -> None:
+def test_two_runners_cannot_both_complete_one_attempt(
+    storage: Storage, client: Client
+) -> None:
     """A runner whose lease was rescued and re-claimed loses to the new holder."""
     queue(client)
     (task,) = claim(storage, runner="old", token="old")
-    storage.run(lambda tx: tx.tasks.rescue_expired(max_lost=10, limit=10, now=NOW + LEASE + 1))
+    storage.run(
+        lambda tx: tx.tasks.rescue_expired(max_lost=10, limit=10, now=NOW + LEASE + 1)
+    )
     (again,) = claim(storage, runner="new", token="new", now=NOW + LEASE + 2)
     assert again.id == task.id
     assert finish(storage, task.id, "old") == []
@@ -163,10 +197,14 @@ def test_finishing_twice_applies_once(storage: Storage, client: Client) -> None:
     assert finish(storage, task.id, "tok") == []
 
 
-def test_retry_sends_the_task_back_with_a_delay(storage: Storage, client: Client) -> None:
+def test_retry_sends_the_task_back_with_a_delay(
+    storage: Storage, client: Client
+) -> None:
     queue(client)
     (task,) = claim(storage)
-    finish(storage, task.id, "tok", status=TaskStatus.ERROR, error="boom", retry_delay=10)
+    finish(
+        storage, task.id, "tok", status=TaskStatus.ERROR, error="boom", retry_delay=10
+    )
     stored = client.get(task.id)
     assert stored.status == TaskStatus.QUEUED
     assert stored.run_at == NOW + 1 + 10
@@ -176,26 +214,48 @@ def test_retry_sends_the_task_back_with_a_delay(storage: Storage, client: Client
     assert [a.status for a in client.attempts(task.id)] == ["error"]
 
 
-def test_heartbeat_extends_leases_and_reports_cancels(storage: Storage, client: Client) -> None:
+def test_heartbeat_extends_leases_and_reports_cancels(
+    storage: Storage, client: Client
+) -> None:
     a, b = queue(client, 2)
     claim(storage, 2)
     client.cancel(b)
-    held = storage.run(lambda tx: tx.tasks.heartbeat(runner_id="r1", lease_seconds=LEASE, now=NOW + 20))
+    held = storage.run(
+        lambda tx: tx.tasks.heartbeat(runner_id="r1", lease_seconds=LEASE, now=NOW + 20)
+    )
     assert sorted(held) == sorted([(a, "tok", False), (b, "tok", True)])
     assert client.get(a).lease_expires_at == NOW + 20 + LEASE
 
 
-def test_heartbeat_of_another_runner_extends_nothing(storage: Storage, client: Client) -> None:
+def test_heartbeat_of_another_runner_extends_nothing(
+    storage: Storage, client: Client
+) -> None:
     queue(client)
     claim(storage)
-    assert storage.run(lambda tx: tx.tasks.heartbeat(runner_id="r2", lease_seconds=LEASE, now=NOW)) == []
+    assert (
+        storage.run(
+            lambda tx: tx.tasks.heartbeat(runner_id="r2", lease_seconds=LEASE, now=NOW)
+        )
+        == []
+    )
 
 
-def test_expired_leases_are_rescued_without_using_retries(storage: Storage, client: Client) -> None:
+def test_expired_leases_are_rescued_without_using_retries(
+    storage: Storage, client: Client
+) -> None:
     (task_id,) = queue(client, retries=0)
     claim(storage)
-    assert storage.run(lambda tx: tx.tasks.rescue_expired(max_lost=10, limit=10, now=NOW + LEASE - 1)) == []
-    rescued = storage.run(lambda tx: tx.tasks.rescue_expired(max_lost=10, limit=10, now=NOW + LEASE + 1))
+    assert (
+        storage.run(
+            lambda tx: tx.tasks.rescue_expired(
+                max_lost=10, limit=10, now=NOW + LEASE - 1
+            )
+        )
+        == []
+    )
+    rescued = storage.run(
+        lambda tx: tx.tasks.rescue_expired(max_lost=10, limit=10, now=NOW + LEASE + 1)
+    )
     assert [r.task_id for r in rescued] == [task_id]
     stored = client.get(task_id)
     assert (stored.status, stored.lost_count) == (TaskStatus.QUEUED, 1)
@@ -208,18 +268,26 @@ def test_a_task_lost_too_often_is_killed(storage: Storage, client: Client) -> No
     for i in range(MAX_LOST_ATTEMPTS):
         claim(storage, now=now, token=f"t{i}")
         now += LEASE + 1
-        storage.run(lambda tx, n=now: tx.tasks.rescue_expired(max_lost=MAX_LOST_ATTEMPTS, limit=10, now=n))
+        storage.run(
+            lambda tx, n=now: tx.tasks.rescue_expired(
+                max_lost=MAX_LOST_ATTEMPTS, limit=10, now=n
+            )
+        )
     assert client.get(task_id).status == TaskStatus.KILLED
 
 
-def test_cancel_of_a_queued_task_is_immediate_and_idempotent(client: Client, storage: Storage) -> None:
+def test_cancel_of_a_queued_task_is_immediate_and_idempotent(
+    client: Client, storage: Storage
+) -> None:
     (task_id,) = queue(client)
     assert client.cancel(task_id).status == TaskStatus.CANCELLED
     assert client.cancel(task_id).status == TaskStatus.CANCELLED
     assert claim(storage) == []
 
 
-def test_cancel_of_a_running_task_is_requested(client: Client, storage: Storage) -> None:
+def test_cancel_of_a_running_task_is_requested(
+    client: Client, storage: Storage
+) -> None:
     (task_id,) = queue(client)
     claim(storage)
     task = client.cancel(task_id)
@@ -227,18 +295,26 @@ def test_cancel_of_a_running_task_is_requested(client: Client, storage: Storage)
     assert task.cancel_requested
 
 
-def test_cancel_requested_on_a_dead_runner_ends_cancelled(client: Client, storage: Storage) -> None:
+def test_cancel_requested_on_a_dead_runner_ends_cancelled(
+    client: Client, storage: Storage
+) -> None:
     (task_id,) = queue(client)
     claim(storage)
     client.cancel(task_id)
-    storage.run(lambda tx: tx.tasks.rescue_expired(max_lost=10, limit=10, now=NOW + LEASE + 1))
+    storage.run(
+        lambda tx: tx.tasks.rescue_expired(max_lost=10, limit=10, now=NOW + LEASE + 1)
+    )
     assert client.get(task_id).status == TaskStatus.CANCELLED
 
 
-def test_release_hands_back_unstarted_tasks_as_never_claimed(client: Client, storage: Storage) -> None:
+def test_release_hands_back_unstarted_tasks_as_never_claimed(
+    client: Client, storage: Storage
+) -> None:
     a, b = queue(client, 2)
     claim(storage, 2)
-    storage.run(lambda tx: tx.tasks.release([(a, "tok", False), (b, "tok", True)], now=NOW + 1))
+    storage.run(
+        lambda tx: tx.tasks.release([(a, "tok", False), (b, "tok", True)], now=NOW + 1)
+    )
     ta, tb = client.get(a), client.get(b)
     assert (ta.status, ta.attempt, ta.lost_count) == (TaskStatus.QUEUED, 0, 0)
     assert (tb.status, tb.attempt, tb.lost_count) == (TaskStatus.QUEUED, 1, 1)
@@ -274,7 +350,9 @@ def test_list_is_newest_first_with_filters_and_cursor(client: Client) -> None:
     assert [t.id for _, t in first_page + next_page] == [t.id for _, t in rows]
 
 
-def test_progress_and_logs_are_kept_per_attempt(client: Client, storage: Storage) -> None:
+def test_progress_and_logs_are_kept_per_attempt(
+    client: Client, storage: Storage
+) -> None:
     (task_id,) = queue(client)
     claim(storage)
     assert storage.run(lambda tx: tx.tasks.set_progress(task_id, "tok", 40, "reading"))
@@ -285,7 +363,9 @@ def test_progress_and_logs_are_kept_per_attempt(client: Client, storage: Storage
     assert client.get(task_id).progress == 40
 
 
-def test_prune_forgets_old_finished_tasks_only(client: Client, storage: Storage) -> None:
+def test_prune_forgets_old_finished_tasks_only(
+    client: Client, storage: Storage
+) -> None:
     old, running = queue(client, 2)
     claimed = claim(storage, 1)
     finish(storage, claimed[0].id, "tok")
@@ -302,7 +382,12 @@ def test_retry_of_a_finished_task_queues_a_copy(client: Client) -> None:
     new_id = client.retry(task_id)
     new = client.get(new_id)
     assert new_id != task_id
-    assert (new.status, new.code_name, new.payload, new.label) == (TaskStatus.QUEUED, "work", '{"args": [0]}', "x")
+    assert (new.status, new.code_name, new.payload, new.label) == (
+        TaskStatus.QUEUED,
+        "work",
+        '{"args": [0]}',
+        "x",
+    )
 
 
 def test_retry_of_an_unfinished_task_is_refused(client: Client) -> None:

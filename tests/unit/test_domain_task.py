@@ -15,7 +15,9 @@ from workhorse.domain.task import (
 )
 from workhorse.errors import InvalidInput, PayloadTooLarge
 
-CODE = CodeDefaults(name="resize", kind="python", priority=1, timeout=60, retries=2, retries_delay=5)
+CODE = CodeDefaults(
+    name="resize", kind="python", priority=1, timeout=60, retries=2, retries_delay=5
+)
 
 
 def build(payload: str = "", **options: object):  # type: ignore[no-untyped-def]
@@ -31,12 +33,23 @@ def build(payload: str = "", **options: object):  # type: ignore[no-untyped-def]
 
 def test_code_defaults_fill_unset_options() -> None:
     task = build()
-    assert (task.priority, task.timeout, task.retries, task.retries_delay) == (1, 60, 2, 5)
+    assert (task.priority, task.timeout, task.retries, task.retries_delay) == (
+        1,
+        60,
+        2,
+        5,
+    )
 
 
 def test_options_override_code_defaults() -> None:
     task = build(priority=2, timeout=5, retries=0, delay=30, label="x")
-    assert (task.priority, task.timeout, task.retries, task.delay, task.label) == (2, 5, 0, 30.0, "x")
+    assert (task.priority, task.timeout, task.retries, task.delay, task.label) == (
+        2,
+        5,
+        0,
+        30.0,
+        "x",
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,7 +82,10 @@ def test_payload_limit_counts_utf8_bytes() -> None:
 
 
 def test_python_payload_round_trips() -> None:
-    assert decode_python_payload(python_payload((1, "a"), {"k": [2]})) == ([1, "a"], {"k": [2]})
+    assert decode_python_payload(python_payload((1, "a"), {"k": [2]})) == (
+        [1, "a"],
+        {"k": [2]},
+    )
 
 
 @pytest.mark.parametrize("payload", ["[1]", '{"other": 1}', '{"args": {}}', "not json"])

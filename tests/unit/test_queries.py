@@ -11,7 +11,9 @@ DIALECT_ONLY: set[str] = set()
 
 
 def test_parse_splits_named_blocks_and_drops_comment_lines() -> None:
-    found = parse("-- name: a\n-- what a does\nSELECT 1;\n\n-- name: b\nSELECT 2;\n", "x.sql")
+    found = parse(
+        "-- name: a\n-- what a does\nSELECT 1;\n\n-- name: b\nSELECT 2;\n", "x.sql"
+    )
     assert found == {"a": "SELECT 1", "b": "SELECT 2"}
 
 

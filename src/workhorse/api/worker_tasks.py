@@ -20,8 +20,7 @@ from workhorse.api.wire import (
     task_json,
 )
 from workhorse.client import Client
-from workhorse.domain.ids import new_id
-from workhorse.domain.task import CodeDefaults, Task, TaskOptions, build_task
+from workhorse.domain.task import Task, TaskOptions
 from workhorse.errors import NotFound
 from workhorse.storage.stores import Transaction
 
@@ -223,40 +222,9 @@ async def progress(ctx: Ctx) -> Response:
 
 
 def retry_task(client: Client, task_id: str, delay: float) -> str:
-    """Queue a copy of a task; unlike `Client.retry`, also of a queued or running one.
-
-    IronWorker allows retrying any task (its test suite retries a queued one).
-    """
-    old = client.get(task_id)
-    if old.status.is_final:
-        return client.retry(task_id, delay=delay)
-
-    def work(tx: Transaction) -> str:
-        new = build_task(
-            task_id=new_id(),
-            project_id=client.project_id,
-            code=CodeDefaults(
-                name=old.code_name, kind=old.kind, revision=old.code_revision
-            ),
-            payload=old.payload,
-            options=TaskOptions(
-                priority=old.priority,
-                delay=delay,
-                timeout=old.timeout,
-                label=old.label,
-                cluster=old.cluster,
-                retries=old.retries,
-                retries_delay=old.retries_delay,
-                backoff=old.backoff,
-                parent_id=old.parent_id,
-                schedule_id=old.schedule_id,
-            ),
-            max_payload_bytes=client.settings.max_payload_bytes,
-        )
-        client.queue_tasks(tx, [new])
-        return new.id
-
-    return client.storage.run(work)
+    """Queue a copy of a task, finished or not: IronWorker allows retrying any task
+    (its test suite retries a queued one)."""
+    return client.retry(task_id, delay=delay, unfinished_too=True)
 
 
 async def retry(ctx: Ctx) -> Response:

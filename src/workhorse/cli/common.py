@@ -76,7 +76,9 @@ def fmt_time(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def table(
+    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
     """Print a Rich table."""
     t = Table(title=title, header_style="bold")
     for c in columns:
@@ -89,8 +91,6 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 def emit_json(data: Any) -> None:
     """Print machine-readable output."""
     click.echo(json.dumps(data, indent=2, default=str))
-
-
 
 
 __all__ = ["DEFAULT_PROJECT"]

@@ -91,7 +91,8 @@ def _describe(worker: Worker, ctx: Context) -> list[str]:
         lines.append(f"  sandbox: {worker.process.launcher.describe()}")
     if worker.config.packages and sandbox == "process":
         lines.append(
-            "  [bold yellow]warning: no sandbox; code packages run as plain child processes[/bold yellow]"
+            "  [bold yellow]warning: no sandbox; code packages run as plain child "
+            "processes[/bold yellow]"
         )
     return lines
 
@@ -111,7 +112,7 @@ runner_options = [
         "--prefetch",
         default=None,
         type=click.IntRange(0, 1000),
-        help="tasks claimed ahead of free threads (default: concurrency)",
+        help="tasks claimed ahead of free threads (default: adapts to task run time)",
     ),
     click.option("--cluster", default="default", show_default=True),
     click.option(

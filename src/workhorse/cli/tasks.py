@@ -58,7 +58,7 @@ def task() -> None:
 )
 @pass_ctx
 @handle_errors
-def queue_cmd(
+def queue_cmd(  # noqa: PLR0917 - one parameter per CLI option
     ctx: Context,
     /,
     code_name: str,

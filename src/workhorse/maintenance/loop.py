@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -45,7 +46,9 @@ class MaintenanceLoop:
                     service.run_once()
                     self._next[i] = now + service.period
         except StorageUnavailable as exc:
-            log.warning("maintenance skipped: %s", exc, extra={"event": "maintenance_skipped"})
+            log.warning(
+                "maintenance skipped: %s", exc, extra={"event": "maintenance_skipped"}
+            )
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -54,7 +57,9 @@ class MaintenanceLoop:
 
     def start(self) -> None:
         """Run in a daemon thread."""
-        self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="maintenance", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -62,7 +67,5 @@ class MaintenanceLoop:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        try:
+        with contextlib.suppress(StorageUnavailable):
             self.election.resign()
-        except StorageUnavailable:
-            pass

@@ -23,10 +23,13 @@ class Pruner:
         """One pass; returns how many tasks were deleted."""
         current = time.time() if now is None else now
         deleted = self.storage.run(
-            lambda tx: tx.tasks.prune(before=current - self.retention_seconds, limit=BATCH),
+            lambda tx: tx.tasks.prune(
+                before=current - self.retention_seconds, limit=BATCH
+            ),
             retry_for=0,
         )
         self.storage.run(
-            lambda tx: tx.runners.prune(before=current - RUNNER_SILENCE_SECONDS), retry_for=0
+            lambda tx: tx.runners.prune(before=current - RUNNER_SILENCE_SECONDS),
+            retry_for=0,
         )
         return deleted

@@ -22,9 +22,15 @@ class Rescuer:
     def run_once(self, now: float | None = None) -> int:
         """Rescue one batch; returns how many tasks were rescued."""
         rescued = self.storage.run(
-            lambda tx: tx.tasks.rescue_expired(max_lost=MAX_LOST_ATTEMPTS, limit=BATCH, now=now),
+            lambda tx: tx.tasks.rescue_expired(
+                max_lost=MAX_LOST_ATTEMPTS, limit=BATCH, now=now
+            ),
             retry_for=0,
         )
         if rescued:
-            log.warning("rescued %d tasks with expired leases", len(rescued), extra={"event": "rescued"})
+            log.warning(
+                "rescued %d tasks with expired leases",
+                len(rescued),
+                extra={"event": "rescued"},
+            )
         return len(rescued)

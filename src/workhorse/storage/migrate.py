@@ -14,7 +14,9 @@ def applied_versions(db: Database) -> set[int]:
     """Versions recorded as applied."""
     with db.transaction() as tx:
         tx.execute(db.queries["migrations.create_table"])
-        return {int(r["version"]) for r in tx.fetch_all(db.queries["migrations.applied"])}
+        return {
+            int(r["version"]) for r in tx.fetch_all(db.queries["migrations.applied"])
+        }
 
 
 def apply_pending(db: Database) -> list[int]:
@@ -33,7 +35,11 @@ def apply_pending(db: Database) -> list[int]:
             if version in {int(r["version"]) for r in rows}:
                 continue
             tx.execute_script(sql)
-            tx.execute(db.queries["migrations.record"], {"version": version, "name": name})
-        log.info("applied migration %04d_%s", version, name, extra={"event": "migrated"})
+            tx.execute(
+                db.queries["migrations.record"], {"version": version, "name": name}
+            )
+        log.info(
+            "applied migration %04d_%s", version, name, extra={"event": "migrated"}
+        )
         done.append(version)
     return done

@@ -29,7 +29,9 @@ class Completer:
 
     def run_once(self, batch: list[Outcome]) -> None:
         """Write one batch (retrying while the database is away)."""
-        done = self.storage.run(lambda tx: tx.tasks.finish_many(batch), retry_for=float("inf"))
+        done = self.storage.run(
+            lambda tx: tx.tasks.finish_many(batch), retry_for=float("inf")
+        )
         self.recorded += len(done)
         stale = len(batch) - len(done)
         if stale:
@@ -62,7 +64,9 @@ class Completer:
 
     def start(self) -> None:
         """Run in a thread."""
-        self._thread = threading.Thread(target=self._loop, name="completer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="completer", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

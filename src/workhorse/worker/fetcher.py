@@ -18,6 +18,37 @@ MAX_CLAIM = 100
 IDLE_POLL_SECONDS = 1.0
 
 
+class Prefetch:
+    """How many tasks a runner holds: its threads plus some claimed ahead.
+
+    Claiming ahead lets one transaction carry a batch when tasks are short; it
+    also keeps work from other runners that could start it. So, unless fixed, the
+    prefetch follows the tasks' average run time: enough for about TARGET_SECONDS
+    of work per thread, between 1 and MAX (tasks of a second or more: 1).
+    """
+
+    TARGET_SECONDS = 0.02
+    MAX = 200
+    _WEIGHT = 0.05  # of each new observation in the moving average
+
+    def __init__(self, concurrency: int, *, fixed: int | None = None) -> None:
+        self.concurrency = concurrency
+        self.fixed = fixed
+        self.average_seconds = self.TARGET_SECONDS  # until measured: one per thread
+
+    def observe(self, seconds: float) -> None:
+        """Fold one task's run time into the average (racy updates are harmless)."""
+        self.average_seconds += (seconds - self.average_seconds) * self._WEIGHT
+
+    def capacity(self) -> int:
+        """Threads plus tasks to claim ahead, now."""
+        if self.fixed is not None:
+            return self.concurrency + self.fixed
+        per_thread = self.TARGET_SECONDS / max(self.average_seconds, 1e-6)
+        ahead = min(self.MAX, max(1, int(self.concurrency * per_thread)))
+        return self.concurrency + ahead
+
+
 class Fetcher:
     """Claims up to the free slots and hands each task to `dispatch`.
 
@@ -36,7 +67,7 @@ class Fetcher:
         self,
         storage: Storage,
         *,
-        capacity: int,
+        capacity: Callable[[], int],
         held: Callable[[], int],
         waiting: Callable[[], int],
         dispatch: Callable[[Task, str], None],
@@ -60,8 +91,9 @@ class Fetcher:
             self._room.set()
 
     def _free(self) -> int:
-        free = self.capacity - self.held()
-        threshold = max(1, self.capacity // 2) if self.waiting() else 1
+        capacity = self.capacity()
+        free = capacity - self.held()
+        threshold = max(1, capacity // 2) if self.waiting() else 1
         return free if free >= threshold else 0
 
     def wait_for_room(self) -> int:

@@ -55,8 +55,12 @@ class Supervisor:
         before = {r.task.id: r for r in self.inflight()}
 
         def beat(tx):  # type: ignore[no-untyped-def]
-            held = tx.tasks.heartbeat(runner_id=self.runner_id, lease_seconds=self.lease_seconds)
-            tx.runners.heartbeat(self.runner_id, running=self.running_count(), status=self.status())
+            held = tx.tasks.heartbeat(
+                runner_id=self.runner_id, lease_seconds=self.lease_seconds
+            )
+            tx.runners.heartbeat(
+                self.runner_id, running=self.running_count(), status=self.status()
+            )
             return held
 
         held = self.storage.run(beat, retry_for=0)
@@ -80,13 +84,19 @@ class Supervisor:
                 self.check_deadlines(now)
                 woken = listener.wait(TICK_SECONDS)
                 now = time.monotonic()
-                due = now >= next_beat or (woken and now - last_beat >= MIN_HEARTBEAT_GAP)
+                due = now >= next_beat or (
+                    woken and now - last_beat >= MIN_HEARTBEAT_GAP
+                )
                 if due:
                     try:
                         self.heartbeat()
                         next_beat = now + interval
                     except StorageUnavailable as exc:
-                        log.warning("heartbeat failed: %s", exc, extra={"event": "heartbeat_failed"})
+                        log.warning(
+                            "heartbeat failed: %s",
+                            exc,
+                            extra={"event": "heartbeat_failed"},
+                        )
                         next_beat = now + min(interval, 1.0)
                     last_beat = now
         finally:
@@ -94,7 +104,9 @@ class Supervisor:
 
     def start(self) -> None:
         """Run in a thread."""
-        self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="supervisor", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

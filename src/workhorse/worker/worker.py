@@ -8,6 +8,7 @@ worker.stop()          # graceful: stop claiming, let tasks finish, hand the res
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from workhorse.maintenance.scheduler import Scheduler
 from workhorse.storage import Storage
 from workhorse.worker.codecache import CodeCache
 from workhorse.worker.completer import Completer
-from workhorse.worker.fetcher import Fetcher
+from workhorse.worker.fetcher import Fetcher, Prefetch
 from workhorse.worker.pusher import Pusher
 from workhorse.worker.registry import Registry
 from workhorse.worker.runners.base import Running, RunResult
@@ -51,7 +52,8 @@ class WorkerConfig:
 
     Attributes:
         concurrency: tasks run at once (threads).
-        prefetch: extra tasks claimed ahead of free threads (default: concurrency).
+        prefetch: extra tasks claimed ahead of free threads; None adapts it to the
+            tasks' run time (about 20 ms of work per thread, 1 to 200).
         packages: whether this runner runs code packages (child processes).
         shutdown_grace: seconds running tasks get to finish on a graceful stop.
         kill_grace: seconds between SIGTERM and SIGKILL for a child process.
@@ -93,12 +95,7 @@ class Worker:
         )
         settings = storage.settings
         self.lease_seconds = settings.lease_seconds
-        prefetch = (
-            self.config.concurrency
-            if self.config.prefetch is None
-            else self.config.prefetch
-        )
-        self.capacity = self.config.concurrency + prefetch
+        self.prefetch = Prefetch(self.config.concurrency, fixed=self.config.prefetch)
         self._inflight: dict[str, Running] = {}
         self._drained = threading.Event()
         self._work: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
@@ -124,7 +121,7 @@ class Worker:
         )
         self.fetcher = Fetcher(
             storage,
-            capacity=self.capacity,
+            capacity=self.prefetch.capacity,
             held=self._inflight.__len__,
             waiting=self._work.qsize,
             dispatch=self._dispatch,
@@ -224,10 +221,8 @@ class Worker:
         if self.pusher is not None:
             self.pusher.stop()
         self.python.close()
-        try:
+        with contextlib.suppress(StorageUnavailable):
             self.storage.run(lambda tx: tx.runners.delete(self.id), retry_for=2)
-        except StorageUnavailable:
-            pass
         self._stopped.set()
         log.info("runner %s stopped", self.id, extra={"event": "runner_stopped"})
 
@@ -259,8 +254,10 @@ class Worker:
         if running.aborted is not None:
             return
         running.started = True
-        running.deadline = time.monotonic() + running.task.timeout
+        started = time.monotonic()
+        running.deadline = started + running.task.timeout
         result = self._run(running)
+        self.prefetch.observe(time.monotonic() - started)
         if running.finish():
             self.completer.put(self._outcome(running, result))
 
