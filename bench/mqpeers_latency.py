@@ -5,7 +5,7 @@ the consumer has the message. Runs in /tmp/mqbenchvenv against the brokers of
 ../shared/bench/mq/services.sh.
 
     python bench/mqpeers_latency.py redis --samples 200    # LPUSH / BLMOVE (+ LREM), AOF always
-    python bench/mqpeers_latency.py rabbit --samples 200   # confirmed persistent publish / consume prefetch 1
+    python bench/mqpeers_latency.py rabbit --samples 200   # confirmed publish / prefetch 1
 
 Prints one JSON object.
 """
@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 REDIS_PORT = int(os.environ.get("MQBENCH_REDIS_PORT", "56380"))
@@ -64,8 +65,11 @@ def redis_publish() -> Any:
     r.delete(QUEUE, PROCESSING)
     info = r.info("server")
     fsync = r.config_get("appendfsync")["appendfsync"]
-    meta = {"versions": {"redis": info["redis_version"]}, "durability": f"AOF appendfsync {fsync}",
-            "shape": "consumer BLMOVE (then LREM); producer LPUSH, 1 round trip"}
+    meta = {
+        "versions": {"redis": info["redis_version"]},
+        "durability": f"AOF appendfsync {fsync}",
+        "shape": "consumer BLMOVE (then LREM); producer LPUSH, 1 round trip",
+    }
     return (lambda i: r.lpush(QUEUE, payload(i))), meta
 
 
@@ -106,9 +110,11 @@ def rabbit_publish() -> Any:
     props = pika.BasicProperties(delivery_mode=2)
     version = connection._impl.server_properties.get("version")
     version = version.decode() if isinstance(version, bytes) else version
-    meta = {"versions": {"rabbitmq": version, "pika": pika.__version__},
-            "durability": "classic durable queue, delivery_mode=2, publisher confirms",
-            "shape": "consumer basic_consume prefetch 1 (ack each); producer publish, wait for confirm"}
+    meta = {
+        "versions": {"rabbitmq": version, "pika": pika.__version__},
+        "durability": "classic durable queue, delivery_mode=2, publisher confirms",
+        "shape": "consumer basic_consume prefetch 1 (ack each); producer publish, wait for confirm",
+    }
     return (lambda i: ch.basic_publish("", QUEUE, payload(i), props)), meta
 
 
@@ -137,12 +143,22 @@ def main() -> None:
             lat.append((t_got - t0) / 1e6)
     consumer.join(10)
     p50 = pct(lat, 50)
-    print(json.dumps({
-        **meta, "samples": len(lat), "missed": args.samples - len(lat),
-        "p50_ms": p50, "p90_ms": pct(lat, 90), "p99_ms": pct(lat, 99),
-        "max_ms": max(lat) if lat else None, "post_call_p50_ms": pct(pub_ms, 50),
-        "loadavg": open("/proc/loadavg").read().split()[:3],
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                **meta,
+                "samples": len(lat),
+                "missed": args.samples - len(lat),
+                "p50_ms": p50,
+                "p90_ms": pct(lat, 90),
+                "p99_ms": pct(lat, 99),
+                "max_ms": max(lat) if lat else None,
+                "post_call_p50_ms": pct(pub_ms, 50),
+                "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

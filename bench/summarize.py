@@ -24,6 +24,71 @@ def fmt(v: float | None, digits: int = 0) -> str:
     return f"{v:,.{digits}f}"
 
 
+MQ_KEYS = ("per_s", "msg_per_s", "cpu_us_per_msg", "server_cpu_us_per_req",
+           "server_cpu_us_per_msg", "p50_ms", "p99_ms", "ratio", "machine_busy_cores")
+MQ_NOTES = ("target_per_s", "target_ratio", "target_p50_ms", "target", "meets_target",
+            "wrk_cmd")
+MQ_LABELS = (
+    ("bench_queues",
+     "Message queues (in-process SDK calls; peers through their Python clients)"),
+    ("bench_api", "HTTP API under wrk"),
+)
+
+
+def mq_row(
+    key: tuple[str, str, str], c: dict[str, list[float]], note: dict[str, object]
+) -> str:
+    """One table line: medians over repetitions."""
+    batched = c["msg_per_s"] and c["msg_per_s"] != c["per_s"]
+    rate = med(c["msg_per_s"]) if batched else med(c["per_s"])
+    cpu = fmt(med(c["cpu_us_per_msg"]), 1)
+    if c["server_cpu_us_per_msg"]:
+        cpu += f" + server {fmt(med(c['server_cpu_us_per_msg']), 1)}"
+    if c["server_cpu_us_per_req"]:
+        cpu = f"(server {fmt(med(c['server_cpu_us_per_req']), 0)} per request)"
+    lat = "-" if not c["p50_ms"] else f"{fmt(med(c['p50_ms']), 2)} / {fmt(med(c['p99_ms']), 2)}"
+    target = next((note[k] for k in MQ_NOTES[:4] if note.get(k)), "-")
+    met = {True: "yes", False: "**no**"}.get(note.get("meets_target"), "")  # type: ignore[arg-type]
+    return (f"| {key[0]} | {key[1]} | {key[2]} | {fmt(rate)} | {cpu} | {lat} | "
+            f"{fmt(med(c['ratio']), 2)} | {fmt(med(c['machine_busy_cores']), 2)} | "
+            f"{json.dumps(target) if isinstance(target, dict) else target} | {met} |")
+
+
+def mq_tables(extras: dict[str, list[dict[str, object]]]) -> list[str]:
+    """Message-queue and HTTP API rows (bench_queues, bench_api) as tables."""
+    out: list[str] = []
+    for label, title in MQ_LABELS:
+        cells: dict[tuple[str, str, str], dict[str, list[float]]]
+        cells = defaultdict(lambda: defaultdict(list))
+        notes: dict[tuple[str, str, str], dict[str, object]] = {}
+        rows = [r for r in extras.get(label, []) if "test" in r]
+        for r in rows:
+            if isinstance(r.get("ratio"), dict):
+                continue
+            key = (str(r.get("system", "")), str(r.get("backend", "")), str(r["test"]))
+            for k in MQ_KEYS:
+                if isinstance(r.get(k), int | float):
+                    cells[key][k].append(float(r[k]))  # type: ignore[arg-type]
+            notes[key] = {k: r[k] for k in MQ_NOTES if k in r}
+        if not cells:
+            continue
+        out += [f"## {title}", "",
+                "| system | backend | test | rate /s | CPU us/msg | p50 / p99 ms | ratio "
+                "| busy cores | target | met |", "|---|---|---|---|---|---|---|---|---|---|"]
+        order = sorted(cells, key=lambda k: (k[1], k[2], k[0] != "workhorse", k[0]))
+        out += [mq_row(key, cells[key], notes[key]) for key in order]
+        ratios = [f"- {r.get('backend')} {r.get('test')}: {json.dumps(r['ratio'])}"
+                  for r in rows if isinstance(r.get("ratio"), dict)]
+        if ratios:
+            out += ["", "Workhorse / peer (rates; latency: peer p50 / ours), above 1 is better:",
+                    "", *ratios]
+        commands = sorted({str(n["wrk_cmd"]) for n in notes.values() if "wrk_cmd" in n})
+        if commands:
+            out += ["", "wrk command lines:", "", *(f"- `{cmd}`" for cmd in commands)]
+        out.append("")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("raw")
@@ -70,10 +135,12 @@ def main() -> None:
             best = better(peers, key=lambda p: p[0])  # type: ignore[arg-type,return-value]
             ratio = (ours / best[0]) if better is max else (best[0] / ours)
             target = TARGETS.get((backend, mode))
+            verdict = f"{ratio:.2f}x ({'better' if ratio >= 1 else 'worse'})"
             out.append(f"| {mode} {key} ({backend}) | {fmt(ours, 2 if 'ms' in key else 0)} | "
-                       f"{fmt(best[0], 2 if 'ms' in key else 0)} ({best[1]}) | {ratio:.1f}x better"
-                       f"{'' if ratio >= 1 else ' (worse)'} | {fmt(target) if target else '-'} |")
+                       f"{fmt(best[0], 2 if 'ms' in key else 0)} ({best[1]}) | {verdict} | "
+                       f"{fmt(target) if target else '-'} |")
     if extras:
+        out += ["", *mq_tables(extras)]
         out += ["", "## Other measurements", ""]
         for label, items in sorted(extras.items()):
             out.append(f"### {label}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from workhorse.domain.message import Message, NewMessage, encode_push_headers
 from workhorse.domain.push import PushStatus, SubscriberStatus
@@ -25,6 +25,13 @@ from workhorse.storage.stores import _Store
 
 # Stale reservations and due delayed messages made available per reserve call.
 PROMOTE_BATCH = 1000
+# Dialects whose `messages.post` creates or counts the queue itself, so a post is one
+# statement (PostgreSQL: a data-modifying CTE). SQLite runs `upsert_for_post` first.
+ONE_STATEMENT_POST = frozenset({"postgres"})
+# Dialects where every statement is a round trip to a server, so that saving
+# statements (and BEGIN/COMMIT) pays off even at the price of a retry.
+NETWORKED = frozenset({"postgres"})
+_ROWS_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def queue_key(project_id: str, name: str) -> str:
@@ -79,6 +86,40 @@ def queue_from_row(row: Row, size: int | None = None) -> QueueInfo:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+def _row_values(row: Row) -> tuple[Any, ...]:
+    """A row's values in column order (psycopg gives dicts, sqlite3 sequences)."""
+    if isinstance(row, dict):
+        return tuple(row.values())
+    return tuple(cast(Sequence[Any], row))
+
+
+def reserved_from_rows(rows: Sequence[Row]) -> list[tuple[int, Message]]:
+    """Rows of `reserve` or `reserve_ready` as (seq, message), in queue order.
+
+    Their columns are, in order: seq, ord, id, queue_name, body, push_headers,
+    reserved_count, reservation_id, visible_at, created_at (read by position: the
+    hot path of every consumer).
+    """
+    values = [_row_values(r) for r in rows]
+    values.sort(key=lambda v: (v[1], v[0]))
+    return [
+        (
+            v[0],
+            Message(
+                id=v[2],
+                body=v[4],
+                reserved_count=v[6],
+                reservation_id=v[7],
+                reserved_until=v[8],
+                push_headers=None if v[5] is None else json.loads(v[5]),
+                queue_name=v[3],
+                created_at=v[9],
+            ),
+        )
+        for v in values
+    ]
 
 
 def message_from_row(row: Row, *, reserved: bool = False) -> Message:
@@ -256,41 +297,6 @@ class MessageStore(_Store):
 
     # -- messages ---------------------------------------------------------------------
 
-    def insert_many(
-        self,
-        project_id: str,
-        queue_name: str,
-        messages: Sequence[tuple[str, NewMessage]],
-        *,
-        expiration: int,
-        push: bool = False,
-        now: float | None = None,
-    ) -> None:
-        """Post (id, message) pairs and announce them once this transaction commits."""
-        rows = [
-            {
-                "id": message_id,
-                "body": m.body,
-                "push_headers": encode_push_headers(m.push_headers),
-                "delay": float(m.delay),
-            }
-            for message_id, m in messages
-        ]
-        # One statement per batch, in order: ids are assigned increasing seqs.
-        self.conn.execute(
-            self.q["messages.insert"],
-            {
-                "project_id": project_id,
-                "queue_name": queue_name,
-                "rows": json.dumps(rows, separators=(",", ":")),
-                "expiration": expiration,
-                "now": now,
-            },
-        )
-        self.conn.notify(queue_key(project_id, queue_name))
-        if push:
-            self.conn.notify(PUSH_KEY)
-
     def post(
         self,
         project_id: str,
@@ -300,18 +306,42 @@ class MessageStore(_Store):
         queue_id: str,
         now: float | None = None,
     ) -> None:
-        """Post validated (id, message) pairs; creates the queue if it is missing."""
-        kind, expiration = self.upsert_for_post(
+        """Post validated (id, message) pairs, in order; creates the queue if missing.
+
+        The messages are announced to the queue's consumers (and, for push queues,
+        to the pushers) when the transaction commits. On PostgreSQL this is one
+        statement (see `ONE_STATEMENT_POST`); ids already stored are skipped.
+        """
+        params = {
+            "project_id": project_id,
+            "queue_name": name,
+            "queue_id": queue_id,
+            "count": len(messages),
+            "rows": _ROWS_JSON(
+                [
+                    {
+                        "id": message_id,
+                        "body": m.body,
+                        "push_headers": encode_push_headers(m.push_headers),
+                        "delay": float(m.delay),
+                    }
+                    for message_id, m in messages
+                ]
+            ),
+            "key": queue_key(project_id, name),
+            "push_key": PUSH_KEY,
+            "now": now,
+        }
+        if self.db.dialect in ONE_STATEMENT_POST:
+            self.conn.execute(self.q["messages.post"], params)
+            return
+        kind, _ = self.upsert_for_post(
             project_id, name, queue_id, len(messages), now=now
         )
-        self.insert_many(
-            project_id,
-            name,
-            messages,
-            expiration=expiration,
-            push=kind is not QueueType.PULL,
-            now=now,
-        )
+        self.conn.execute(self.q["messages.post"], params)
+        self.conn.notify(queue_key(project_id, name))
+        if kind is not QueueType.PULL:
+            self.conn.notify(PUSH_KEY)
 
     def promote(
         self, project_id: str, queue_name: str, *, now: float | None = None
@@ -347,8 +377,35 @@ class MessageStore(_Store):
                 "now": now,
             },
         )
-        rows.sort(key=lambda r: (r["ord"], r["seq"]))
-        return [(int(r["seq"]), message_from_row(r, reserved=True)) for r in rows]
+        return reserved_from_rows(rows)
+
+    def reserve_ready(
+        self,
+        project_id: str,
+        queue_name: str,
+        *,
+        n: int,
+        timeout: int | None,
+        now: float | None = None,
+    ) -> list[tuple[int, Message]]:
+        """The usual reserve in one statement: (seq, message) in queue order.
+
+        `timeout` None means the queue's own. Returns nothing when the full path
+        (`promote`, `reserve`, dead-lettering) is needed: a missing or push queue, a
+        delayed message or reservation that came due, a message due for the
+        dead-letter queue; and of course when no message is ready.
+        """
+        rows = self.conn.fetch_all(
+            self.q["messages.reserve_ready"],
+            {
+                "project_id": project_id,
+                "queue_name": queue_name,
+                "n": n,
+                "timeout": timeout,
+                "now": now,
+            },
+        )
+        return reserved_from_rows(rows)
 
     def dead_letter(
         self,

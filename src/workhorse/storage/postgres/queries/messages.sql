@@ -1,5 +1,10 @@
 -- Message queues: queues, messages (post, reserve, delete, touch, release), push status.
 -- %(now)s is NULL in production (the database clock decides) and a fixed time in tests.
+--
+-- Statements that address a message by id test its project and queue with `(...) IS TRUE`:
+-- that is not an index condition, so the message is found through the id index whatever
+-- the statistics say. (Before mq_messages is analyzed the planner takes a queue to hold
+-- one row and would rather walk the queue's index, a scan of every message in it.)
 
 -- name: create_queue
 -- Create a queue with its settings; returns nothing when it already exists.
@@ -73,20 +78,34 @@ SELECT count(*) AS n FROM mq_messages
 WHERE project_id = %(project_id)s AND queue_name = %(name)s
   AND expires_at > coalesce(%(now)s::float8, extract(epoch from now()));
 
--- name: insert
--- Post a batch (%(rows)s, a JSON array of {id, body, push_headers, delay}) in order; ids
--- already stored (a retried post) are skipped.
-INSERT INTO mq_messages (id, project_id, queue_name, body, push_headers, state, ord, visible_at,
-                         reserved_count, expires_at, created_at)
-SELECT r.id, %(project_id)s, %(queue_name)s, r.body, r.push_headers,
-       CASE WHEN r.delay > 0 THEN 'delayed' ELSE 'ready' END, 0,
-       coalesce(%(now)s::float8, extract(epoch from now())) + r.delay, 0,
-       coalesce(%(now)s::float8, extract(epoch from now())) + %(expiration)s,
-       coalesce(%(now)s::float8, extract(epoch from now()))
-FROM ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb)
-                AS (id text, body text, push_headers text, delay float8)) WITH ORDINALITY AS r(id, body, push_headers, delay, n)
-ORDER BY r.n
-ON CONFLICT (id) DO NOTHING;
+-- name: post
+-- Post a batch (%(rows)s, a JSON array of {id, body, push_headers, delay}) in one
+-- statement: create the queue if missing and count %(count)s more posts, insert the
+-- messages in order (ids already stored, a retried post, are skipped) and announce
+-- them on commit, to consumers (%(key)s) and, for push queues, to the pushers.
+WITH queue AS (
+    INSERT INTO mq_queues (project_id, name, id, total_messages, created_at, updated_at)
+    VALUES (%(project_id)s, %(queue_name)s, %(queue_id)s, %(count)s,
+            coalesce(%(now)s::float8, extract(epoch from now())),
+            coalesce(%(now)s::float8, extract(epoch from now())))
+    ON CONFLICT (project_id, name) DO UPDATE SET total_messages = mq_queues.total_messages + excluded.total_messages
+    RETURNING type, message_expiration
+), inserted AS (
+    INSERT INTO mq_messages (id, project_id, queue_name, body, push_headers, state, ord, visible_at,
+                             reserved_count, expires_at, created_at)
+    SELECT r.id, %(project_id)s, %(queue_name)s, r.body, r.push_headers,
+           CASE WHEN r.delay > 0 THEN 'delayed' ELSE 'ready' END, 0,
+           coalesce(%(now)s::float8, extract(epoch from now())) + r.delay, 0,
+           coalesce(%(now)s::float8, extract(epoch from now())) + queue.message_expiration,
+           coalesce(%(now)s::float8, extract(epoch from now()))
+    FROM queue, ROWS FROM (json_to_recordset(%(rows)s::json)
+                           AS (id text, body text, push_headers text, delay float8)) WITH ORDINALITY AS r(id, body, push_headers, delay, n)
+    ORDER BY r.n
+    ON CONFLICT (id) DO NOTHING
+)
+SELECT pg_notify('workhorse', %(key)s),
+       CASE WHEN type <> 'pull' THEN pg_notify('workhorse', %(push_key)s) END
+FROM queue;
 
 -- name: promote
 -- Make due delayed messages and stale reservations of a queue available; stale
@@ -127,6 +146,42 @@ WHERE m.seq = picked.seq
 RETURNING m.seq, m.ord, m.id, m.queue_name, m.body, m.push_headers, m.reserved_count,
           m.reservation_id, m.visible_at, m.created_at;
 
+-- name: reserve_ready
+-- The usual reserve in one statement: up to %(n)s ready messages from the front of a pull
+-- queue, each under a new reservation id, for %(timeout)s seconds (null: the queue's own
+-- timeout). It reserves nothing, and the caller takes the full path (promote, reserve,
+-- dead-letter) instead, when the queue is missing or a push queue, when a delayed message
+-- or a reservation of the queue has come due (it has to be put back in line first), or
+-- when a message it would hand out is due for the queue's dead-letter queue.
+-- (The next due time is read in visible_at order, which only the waiting index gives;
+-- the dead-letter test does not refer to the updated row, so it runs once.)
+WITH queue AS (
+    SELECT message_timeout, (dead_letter::json ->> 'max_reservations')::int AS max_reservations
+    FROM mq_queues
+    WHERE project_id = %(project_id)s AND name = %(queue_name)s AND type = 'pull'
+), picked AS (
+    SELECT seq, reserved_count FROM mq_messages
+    WHERE project_id = %(project_id)s AND queue_name = %(queue_name)s AND state = 'ready'
+      AND expires_at > coalesce(%(now)s::float8, extract(epoch from now()))
+      AND coalesce((SELECT w.visible_at FROM mq_messages w
+                    WHERE w.project_id = %(project_id)s AND w.queue_name = %(queue_name)s
+                      AND w.state <> 'ready'
+                    ORDER BY w.visible_at LIMIT 1), 'infinity')
+          > coalesce(%(now)s::float8, extract(epoch from now()))
+    ORDER BY ord, seq
+    LIMIT %(n)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE mq_messages m SET state = 'reserved', reserved_count = m.reserved_count + 1,
+    reservation_id = replace(gen_random_uuid()::text, '-', ''),
+    visible_at = coalesce(%(now)s::float8, extract(epoch from now()))
+                 + coalesce(%(timeout)s::int, queue.message_timeout)
+FROM picked, queue
+WHERE m.seq = picked.seq
+  AND NOT EXISTS (SELECT 1 FROM picked p, queue q WHERE p.reserved_count >= q.max_reservations)
+RETURNING m.seq, m.ord, m.id, m.queue_name, m.body, m.push_headers, m.reserved_count,
+          m.reservation_id, m.visible_at, m.created_at;
+
 -- name: dead_letter
 -- Move just-reserved messages (%(seqs)s) to the dead-letter queue, undoing that reservation:
 -- same id, body and reserved_count; expiration restarts under the new queue.
@@ -143,7 +198,7 @@ DELETE FROM mq_messages WHERE seq = ANY(%(seqs)s);
 -- name: get
 -- One live message of a queue.
 SELECT * FROM mq_messages
-WHERE id = %(id)s AND project_id = %(project_id)s AND queue_name = %(queue_name)s
+WHERE id = %(id)s AND (project_id = %(project_id)s AND queue_name = %(queue_name)s) IS TRUE
   AND expires_at > coalesce(%(now)s::float8, extract(epoch from now()));
 
 -- name: peek
@@ -178,7 +233,7 @@ LIMIT %(n)s;
 -- name: delete
 -- Delete a message: with its live reservation id, or without one when it is not reserved.
 DELETE FROM mq_messages
-WHERE id = %(id)s AND project_id = %(project_id)s AND queue_name = %(queue_name)s
+WHERE id = %(id)s AND (project_id = %(project_id)s AND queue_name = %(queue_name)s) IS TRUE
   AND ((%(reservation_id)s::text IS NULL
         AND (state <> 'reserved' OR visible_at <= coalesce(%(now)s::float8, extract(epoch from now()))))
        OR (state = 'reserved' AND reservation_id = %(reservation_id)s
@@ -188,7 +243,7 @@ WHERE id = %(id)s AND project_id = %(project_id)s AND queue_name = %(queue_name)
 -- Delete several messages (ids %(ids)s, reservation ids %(rids)s, null when none); returns the deleted ids.
 DELETE FROM mq_messages m
 USING unnest(%(ids)s::text[], %(rids)s::text[]) AS d(id, rid)
-WHERE m.id = d.id AND m.project_id = %(project_id)s AND m.queue_name = %(queue_name)s
+WHERE m.id = d.id AND (m.project_id = %(project_id)s AND m.queue_name = %(queue_name)s) IS TRUE
   AND ((d.rid IS NULL
         AND (m.state <> 'reserved' OR m.visible_at <= coalesce(%(now)s::float8, extract(epoch from now()))))
        OR (m.state = 'reserved' AND m.reservation_id = d.rid
@@ -199,7 +254,7 @@ RETURNING m.id;
 -- Extend a live reservation under a new reservation id; counts as a reservation.
 UPDATE mq_messages SET reservation_id = %(new_reservation_id)s, reserved_count = reserved_count + 1,
     visible_at = coalesce(%(now)s::float8, extract(epoch from now())) + %(timeout)s
-WHERE id = %(id)s AND project_id = %(project_id)s AND queue_name = %(queue_name)s
+WHERE id = %(id)s AND (project_id = %(project_id)s AND queue_name = %(queue_name)s) IS TRUE
   AND state = 'reserved' AND reservation_id = %(reservation_id)s
   AND visible_at > coalesce(%(now)s::float8, extract(epoch from now()))
 RETURNING visible_at;
@@ -212,14 +267,14 @@ UPDATE mq_messages SET
     visible_at = coalesce(%(now)s::float8, extract(epoch from now())) + %(delay)s,
     ord = (SELECT least(coalesce(min(r.ord), 0), 0) - 1 FROM mq_messages r
            WHERE r.project_id = %(project_id)s AND r.queue_name = %(queue_name)s AND r.state = 'ready')
-WHERE id = %(id)s AND project_id = %(project_id)s AND queue_name = %(queue_name)s
+WHERE id = %(id)s AND (project_id = %(project_id)s AND queue_name = %(queue_name)s) IS TRUE
   AND state = 'reserved' AND reservation_id = %(reservation_id)s
   AND visible_at > coalesce(%(now)s::float8, extract(epoch from now()));
 
 -- name: hold
 -- Keep a live reservation (same id) until %(seconds)s from now (push rounds).
 UPDATE mq_messages SET visible_at = coalesce(%(now)s::float8, extract(epoch from now())) + %(seconds)s
-WHERE id = %(id)s AND project_id = %(project_id)s AND queue_name = %(queue_name)s
+WHERE id = %(id)s AND (project_id = %(project_id)s AND queue_name = %(queue_name)s) IS TRUE
   AND state = 'reserved' AND reservation_id = %(reservation_id)s
   AND visible_at > coalesce(%(now)s::float8, extract(epoch from now()));
 
@@ -280,6 +335,6 @@ UPDATE mq_push_statuses SET status = 'deleted', error = NULL
 WHERE message_id = %(message_id)s AND subscriber_name = %(subscriber_name)s AND status = 'reserved'
   AND reservation_id = %(reservation_id)s
   AND EXISTS (SELECT 1 FROM mq_messages m
-              WHERE m.id = %(message_id)s AND m.project_id = %(project_id)s AND m.queue_name = %(queue_name)s
+              WHERE m.id = %(message_id)s AND (m.project_id = %(project_id)s AND m.queue_name = %(queue_name)s) IS TRUE
                 AND m.state = 'reserved' AND m.reservation_id = %(reservation_id)s
                 AND m.visible_at > coalesce(%(now)s::float8, extract(epoch from now())));

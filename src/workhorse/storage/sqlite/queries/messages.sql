@@ -72,16 +72,19 @@ SELECT count(*) AS n FROM mq_messages
 WHERE project_id = :project_id AND queue_name = :name
   AND expires_at > coalesce(:now, (julianday('now') - 2440587.5) * 86400.0);
 
--- name: insert
--- Post a batch (:rows, a JSON array of {id, body, push_headers, delay}) in order; ids
--- already stored (a retried post) are skipped.
+-- name: post
+-- Post a batch (:rows, a JSON array of {id, body, push_headers, delay}) in order to a queue
+-- whose row upsert_for_post has just created or counted in this transaction (SQLite has no
+-- data-modifying CTEs, so PostgreSQL's one-statement post is two statements here); ids
+-- already stored (a retried post) are skipped. The store announces them on commit.
 INSERT INTO mq_messages (id, project_id, queue_name, body, push_headers, state, ord, visible_at,
                          reserved_count, expires_at, created_at)
 SELECT json_extract(r.value, '$.id'), :project_id, :queue_name, json_extract(r.value, '$.body'),
        json_extract(r.value, '$.push_headers'),
        CASE WHEN json_extract(r.value, '$.delay') > 0 THEN 'delayed' ELSE 'ready' END, 0,
        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + json_extract(r.value, '$.delay'), 0,
-       coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :expiration,
+       coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)
+         + (SELECT message_expiration FROM mq_queues WHERE project_id = :project_id AND name = :queue_name),
        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)
 FROM json_each(:rows) AS r
 WHERE true  -- an upsert after INSERT ... SELECT needs a WHERE to parse
@@ -118,6 +121,37 @@ WHERE seq IN (
     ORDER BY ord, seq
     LIMIT :n
 )
+RETURNING seq, ord, id, queue_name, body, push_headers, reserved_count, reservation_id,
+          visible_at, created_at;
+
+-- name: reserve_ready
+-- The usual reserve in one statement: up to :n ready messages from the front of a pull
+-- queue, each under a new reservation id, for :timeout seconds (null: the queue's own
+-- timeout). It reserves nothing, and the caller takes the full path (promote, reserve,
+-- dead-letter) instead, when the queue is missing or a push queue, when a delayed message
+-- or a reservation of the queue has come due (it has to be put back in line first), or
+-- when a message it would hand out is due for the queue's dead-letter queue.
+WITH queue AS (
+    SELECT message_timeout, json_extract(dead_letter, '$.max_reservations') AS max_reservations
+    FROM mq_queues
+    WHERE project_id = :project_id AND name = :queue_name AND type = 'pull'
+), picked AS MATERIALIZED (
+    SELECT seq, reserved_count FROM mq_messages INDEXED BY mq_messages_ready
+    WHERE project_id = :project_id AND queue_name = :queue_name AND state = 'ready'
+      AND expires_at > coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)
+      AND NOT EXISTS (
+          SELECT 1 FROM mq_messages
+          WHERE project_id = :project_id AND queue_name = :queue_name AND state <> 'ready'
+            AND visible_at <= coalesce(:now, (julianday('now') - 2440587.5) * 86400.0))
+    ORDER BY ord, seq
+    LIMIT :n
+)
+UPDATE mq_messages SET state = 'reserved', reserved_count = reserved_count + 1,
+    reservation_id = lower(hex(randomblob(12))),
+    visible_at = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + coalesce(:timeout, (SELECT message_timeout FROM queue))
+WHERE seq IN (SELECT seq FROM picked)
+  AND EXISTS (SELECT 1 FROM queue)
+  AND NOT EXISTS (SELECT 1 FROM picked, queue WHERE picked.reserved_count >= queue.max_reservations)
 RETURNING seq, ord, id, queue_name, body, push_headers, reserved_count, reservation_id,
           visible_at, created_at;
 
@@ -182,14 +216,15 @@ WHERE id = :id AND project_id = :project_id AND queue_name = :queue_name
 -- Delete several messages (ids :ids, reservation ids :rids, null when none); returns the deleted ids.
 DELETE FROM mq_messages
 WHERE seq IN (
-    -- CROSS JOIN fixes the order: look each id up, never walk the queue.
+    -- CROSS JOIN fixes the order: look each id up, never walk the queue. The reservation id
+    -- is read by position (the parsed :rids is cached), not joined: a join of two json_each
+    -- would read :rids once per id.
     SELECT m.seq
-    FROM json_each(:ids) AS i CROSS JOIN json_each(:rids) AS r CROSS JOIN mq_messages AS m
-    WHERE r.key = i.key AND m.id = i.value
-      AND m.project_id = :project_id AND m.queue_name = :queue_name
-      AND ((r.value IS NULL
+    FROM json_each(:ids) AS i CROSS JOIN mq_messages AS m
+    WHERE m.id = i.value AND m.project_id = :project_id AND m.queue_name = :queue_name
+      AND ((json_extract(:rids, '$[' || i.key || ']') IS NULL
             AND (m.state <> 'reserved' OR m.visible_at <= coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)))
-           OR (m.state = 'reserved' AND m.reservation_id = r.value
+           OR (m.state = 'reserved' AND m.reservation_id = json_extract(:rids, '$[' || i.key || ']')
                AND m.visible_at > coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)))
 )
 RETURNING id;
