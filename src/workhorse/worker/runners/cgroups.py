@@ -1,8 +1,12 @@
 """Per-task control groups: memory and process limits, CPU accounting, kill-all.
 
-A task's processes join a fresh cgroup before the task command runs, so every
+Every process of a task is in a fresh cgroup from the start, so every
 descendant, including a daemon that left the process group, is found and killed
-through it, and the kernel enforces the limits for the whole tree:
+through it, and the kernel enforces the limits for the whole tree. On v1 the
+task's first process is born in it: the runner thread that starts it moves
+itself in around the spawn (`TaskCgroup.hosting`). On v2, where a thread cannot
+leave its process's cgroup, the first process moves itself in before it starts
+anything (`TaskCgroup.join_files`).
 
 - cgroup v2: memory.max (+ memory.swap.max 0), pids.max; memory.events oom_kill,
   pids.events max, cpu.stat usage_usec; cgroup.kill.
@@ -24,6 +28,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +42,11 @@ _V1_FILES = {
     "cpuacct": "cpuacct.usage",
 }
 KILL_ROUNDS = 200
+# rmdir of a cgroup whose last process is still exiting (a sandbox's init is
+# listed until the host's init reaps it, usually well under a millisecond) is
+# retried after pauses growing to REMOVE_PAUSE, for about a second in all.
+REMOVE_TRIES = 200
+REMOVE_PAUSE = 0.005
 
 
 def _read(path: Path) -> str:
@@ -136,7 +146,11 @@ class CgroupHost:
                 with contextlib.suppress(OSError):
                     path.rmdir()
             return None
-        group = TaskCgroup(self.version, dirs, limits)
+        # A thread that hosted a spawn goes back to the runner's own cgroup
+        # (workhorse/r<pid>/../..), or below it to its directory if that is not
+        # writable.
+        own = {key: parent.parent.parent for key, parent in self.parents.items()}
+        group = TaskCgroup(self.version, dirs, limits, homes=(own, self.parents))
         if not group.apply_limits():
             group.remove()
             return None
@@ -212,14 +226,70 @@ def _v2(own_dir: Path) -> CgroupHost | None:
 
 
 class TaskCgroup:
-    """One attempt's cgroup (one directory per v1 hierarchy, one for v2)."""
+    """One attempt's cgroup (one directory per v1 hierarchy, one for v2).
 
-    def __init__(self, version: int, dirs: dict[str, Path], limits: Limits) -> None:
+    Args:
+        homes: where a runner thread goes back to after `hosting` (one directory
+            per hierarchy), in order of preference; empty: no hosting.
+    """
+
+    def __init__(
+        self,
+        version: int,
+        dirs: dict[str, Path],
+        limits: Limits,
+        *,
+        homes: tuple[dict[str, Path], ...] = (),
+    ) -> None:
         self.version = version
         self.dirs = dirs
         self.limits = limits
-        # Precomputed so the forked child only has to open and write.
-        self.procs_files = [str(d / "cgroup.procs") for d in dirs.values()]
+        # One hierarchy is enough to list the members: a task joins all at once.
+        first = dirs.get("pids") or next(iter(dirs.values()))
+        self.procs_file = first / "cgroup.procs"
+        # Where a process writes "0" to move itself in (`join_script`).
+        name = "tasks" if version == 1 else "cgroup.procs"
+        self.join_files = [str(d / name) for d in dirs.values()]
+        self.homes = [[str(d / "tasks") for d in home.values()] for home in homes]
+
+    @property
+    def can_host(self) -> bool:
+        """Whether `hosting` works: v1 lets single threads change cgroups."""
+        return self.version == 1 and bool(self.homes)
+
+    @contextlib.contextmanager
+    def hosting(self) -> Iterator[None]:
+        """Run the block with the calling thread moved into this cgroup (v1), so
+        that the processes it starts are born in it.
+
+        A thread writing "0" to `tasks` moves only itself, which the kernel does
+        without the global lock that moving a process by pid takes (whose RCU
+        grace period cost 5-15 ms per task here). The thread goes back to the
+        runner's own cgroup afterwards. Meanwhile the runner's pid is listed as
+        a member, so `pids` (and with it `kill`) leaves that pid out.
+        """
+        try:
+            for path in self.join_files:
+                _move_self(path)
+            yield
+        finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        problem: OSError | None = None
+        for home in self.homes:
+            try:
+                for path in home:
+                    _move_self(path)
+            except OSError as exc:
+                problem = exc
+                continue
+            return
+        log.error(
+            "a runner thread could not leave a task cgroup: %s",
+            problem,
+            extra={"event": "cgroup_thread_stuck"},
+        )
 
     def _dir(self, key: str) -> Path | None:
         return self.dirs.get("unified" if self.version == 2 else key)
@@ -236,16 +306,6 @@ class TaskCgroup:
         # Equal memory+swap keeps a task from swapping past its limit.
         _write(self.dirs["memory"] / "memory.memsw.limit_in_bytes", mem)
         return ok and _write(self.dirs["pids"] / "pids.max", pids)
-
-    def join(self) -> None:
-        """Move the calling process in (runs in the forked child before exec)."""
-        pid = str(os.getpid()).encode()
-        for path in self.procs_files:
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
 
     def oom_kills(self) -> int:
         """Processes the kernel killed for going over the memory limit."""
@@ -268,37 +328,57 @@ class TaskCgroup:
         return int(raw) / 1e9 if raw.isdigit() else None
 
     def pids(self) -> set[int]:
-        """Processes in the cgroup now."""
-        found: set[int] = set()
-        for path in self.procs_files:
-            found.update(int(p) for p in _read(Path(path)).split() if p.isdigit())
+        """Processes in the cgroup now (never this runner's own)."""
+        found = {int(p) for p in _read(self.procs_file).split() if p.isdigit()}
+        found.discard(os.getpid())
         return found
 
     def kill(self) -> None:
-        """SIGKILL everything in the cgroup, until it is empty."""
+        """SIGKILL everything in the cgroup.
+
+        A process with a SIGKILL pending cannot fork any more, so once every
+        member seen has been signalled, only children forked just before can
+        still appear: rounds go on while new members show up, without pausing.
+        Members already signalled may take a moment to be gone (an exiting
+        sandbox init is listed until reaped); `remove` waits for that.
+        """
         if self.version == 2 and _write(self.dirs["unified"] / "cgroup.kill", "1"):
             return
+        signalled: set[int] = set()
         for _ in range(KILL_ROUNDS):
-            members = self.pids()
-            if not members:
+            fresh = self.pids() - signalled
+            if not fresh:
                 return
-            for pid in members:
+            for pid in fresh:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.005)
+            signalled |= fresh
         log.warning(
             "task cgroup still has processes after kill",
             extra={"event": "cgroup_kill_incomplete"},
         )
 
     def remove(self) -> None:
-        """Remove the directories (once the last process has gone)."""
+        """Remove the directories, waiting for the last processes to be gone."""
         for path in self.dirs.values():
-            for _ in range(200):
+            pause = REMOVE_PAUSE / 16
+            for attempt in range(REMOVE_TRIES):
                 try:
                     path.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.005)
+                    if attempt % 20 == 19:
+                        self.kill()  # something still alive: not just exiting
+                    time.sleep(pause)
+                    pause = min(pause * 2, REMOVE_PAUSE)
+
+
+def _move_self(path: str) -> None:
+    """Write "0" to a `tasks` or `cgroup.procs` file: move the caller in."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)

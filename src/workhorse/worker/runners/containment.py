@@ -1,5 +1,13 @@
 """Holding one attempt's processes: rlimits, the cgroup, signals, and limit breaches.
 
+Nothing runs in Python between fork and exec (`preexec_fn`), so that the
+runner can start children with vfork: a `preexec_fn` forces a full fork of the
+runner (copying its page tables, with every thread's state) and runs Python in
+the child, several milliseconds per task. Instead the task's shell sets the
+rlimits before the task's command (`limits_script`), and the first process is
+born in the attempt's cgroup (`TaskCgroup.hosting`, v1) or moves itself in
+before it starts anything (`join_script`, v2).
+
 `ProcessGuard` is what the process runner talks to once a task has started:
 it says whether a limit was crossed (`breach`), asks the task to stop
 (`terminate`: SIGTERM to the task's own processes), stops it for good (`kill`:
@@ -10,20 +18,29 @@ SIGKILL to everything, found through the cgroup, the process group and the
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import resource
+import shlex
 import signal
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
 from workhorse.domain.limits import Limits, format_size
 from workhorse.worker.runners.cgroups import TaskCgroup
 
-PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
+# Exit status of an attempt whose start script failed (no cgroup, no limits).
+START_FAILED = 125
+# rlimit -> (`ulimit` option, unit in bytes). These options and units are the
+# same in dash, bash (as sh, in POSIX mode) and busybox sh.
+_ULIMIT = {
+    resource.RLIMIT_CPU: ("-t", 1),
+    resource.RLIMIT_FSIZE: ("-f", 512),
+    resource.RLIMIT_CORE: ("-c", 512),
+    resource.RLIMIT_NOFILE: ("-n", 1),
+    resource.RLIMIT_AS: ("-v", 1024),
+}
 
 
 class Guard(Protocol):
@@ -51,33 +68,45 @@ class Guard(Protocol):
 
 
 def rlimits(
-    limits: Limits, *, memory_cgroup: bool, pids_cgroup: bool
+    limits: Limits,
+    *,
+    memory_cgroup: bool,
+    pids_cgroup: bool,
+    privileged: bool | None = None,
 ) -> list[tuple[int, int, int]]:
-    """(resource, soft, hard) to set in the child before exec.
+    """(resource, soft, hard) for the task's shell to set.
 
     RLIMIT_AS stands in for the memory limit only without a memory cgroup: it
     counts reserved address space, which some runtimes (V8, the JVM) reserve
     generously. RLIMIT_NPROC counts every process of the user, and root is exempt
     from it, so it is a rough stand-in used only without a pids cgroup.
+
+    Args:
+        privileged: whether the process that sets them may raise hard limits
+            (default: whether the runner is root). One that may not gets values
+            capped at the runner's own hard limits.
     """
+    cap = os.geteuid() != 0 if privileged is None else not privileged
     out = [
-        (resource.RLIMIT_CPU, limits.cpu, limits.cpu + 1),
-        (resource.RLIMIT_FSIZE, limits.disk, limits.disk),
+        _capped(resource.RLIMIT_CPU, limits.cpu, limits.cpu + 1, cap),
+        _capped(resource.RLIMIT_FSIZE, limits.disk, limits.disk, cap),
         (resource.RLIMIT_CORE, 0, 0),
-        _capped(resource.RLIMIT_NOFILE, limits.open_files),
+        _capped(resource.RLIMIT_NOFILE, limits.open_files, limits.open_files, cap),
     ]
     if not memory_cgroup:
-        out.append((resource.RLIMIT_AS, limits.memory, limits.memory))
+        out.append(_capped(resource.RLIMIT_AS, limits.memory, limits.memory, cap))
     if not pids_cgroup and os.geteuid() != 0:
-        out.append(_capped(resource.RLIMIT_NPROC, limits.processes + _user_processes()))
+        nproc = limits.processes + _user_processes()
+        out.append(_capped(resource.RLIMIT_NPROC, nproc, nproc, cap))
     return out
 
 
-def _capped(res: int, value: int) -> tuple[int, int, int]:
-    _, hard = resource.getrlimit(res)
-    if hard != resource.RLIM_INFINITY and os.geteuid() != 0:
-        value = min(value, hard)
-    return (res, value, value)
+def _capped(res: int, soft: int, hard: int, cap: bool) -> tuple[int, int, int]:
+    _, limit = resource.getrlimit(res)
+    if cap and limit != resource.RLIM_INFINITY:
+        hard = min(hard, limit)
+        soft = min(soft, hard)
+    return (res, soft, hard)
 
 
 def _user_processes() -> int:
@@ -95,20 +124,39 @@ def _user_processes() -> int:
     return count
 
 
-def preexec(
-    cgroup: TaskCgroup | None, limits: list[tuple[int, int, int]]
-) -> Callable[[], None]:
-    """What the forked child does before exec: join the cgroup, set rlimits, and
-    die with the runner thread that started it."""
+def join_script(cgroup: TaskCgroup | None) -> str:
+    """Shell lines with which a process moves itself into `cgroup` (for v2, where
+    the runner cannot start it inside). A failure ends it with status 125."""
+    if cgroup is None:
+        return ""
+    failed = _fail("could not join the task's cgroup")
+    return "".join(
+        f"echo 0 >{shlex.quote(path)} || {failed}\n" for path in cgroup.join_files
+    )
 
-    def setup() -> None:
-        if cgroup is not None:
-            cgroup.join()
-        for res, soft, hard in limits:
-            resource.setrlimit(res, (soft, hard))
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
-    return setup
+def limits_script(limits: list[tuple[int, int, int]]) -> str:
+    """Shell lines that set the rlimits, run by the task's shell before the
+    task's command. A failure ends it with status 125 and a line in its log.
+    Sizes are rounded up to whole blocks of `ulimit` (512 bytes or 1 KiB)."""
+    failed = _fail("could not set the task's rlimits")
+    return "".join(f"{_ulimit(*limit)} || {failed}\n" for limit in limits)
+
+
+def _fail(what: str) -> str:
+    return f"{{ echo {shlex.quote('[workhorse] ' + what)} >&2; exit {START_FAILED}; }}"
+
+
+def _ulimit(res: int, soft: int, hard: int) -> str:
+    if res == resource.RLIMIT_NPROC:
+        # dash and busybox name it -p, bash -u (where -p is the pipe size).
+        return f"{{ ulimit -p {soft} 2>/dev/null || ulimit -u {soft}; }}"
+    option, unit = _ULIMIT[res]
+    soft, hard = -(-soft // unit), -(-hard // unit)
+    if soft == hard:
+        return f"ulimit {option} {soft}"  # soft and hard at once
+    # Both to the hard value first (whatever the current ones), then soft down.
+    return f"ulimit {option} {hard} && ulimit -S {option} {soft}"
 
 
 def _proc_pids() -> Iterable[int]:
@@ -245,7 +293,10 @@ class ProcessGuard:
         if self.proc is None:
             return
         if self.cgroup is not None:
-            # The leader joined the cgroup before exec: every descendant is in it.
+            # The leader joins the cgroup first thing, before it starts anything,
+            # so every descendant is in it; a leader stopped before it got that
+            # far is not yet, hence the signal to the leader itself, first.
+            self.proc.kill()
             self.cgroup.kill()
             return
         members = self._members()

@@ -175,6 +175,7 @@ class DockerLauncher:
 
     def launch(self, spec: ProcessSpec) -> Launch:
         """A container for the attempt."""
+        spec.write_files()
         name = f"workhorse-{spec.cgroup_name}"
         env = contract_env(spec, INSIDE)
         cli_env = {

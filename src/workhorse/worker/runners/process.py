@@ -8,15 +8,26 @@ process runs and capped at the log limit with a marker.
 A `Launcher` turns the prepared spec into the real command and a `Guard` that
 holds the attempt's processes: `PlainLauncher` here (a child process in its own
 session with rlimits and, where the host allows, a cgroup), `BwrapLauncher` in
-`sandbox.py`, `DockerLauncher` in `docker.py`. The runner then watches three
-things: the process exiting, the deadline (SIGTERM, then SIGKILL after the grace
+`sandbox.py`, `DockerLauncher` in `docker.py`. The runner then watches, from
+the thread that started it: the process's output, its exit (through a pidfd, so
+it is seen at once), the deadline (SIGTERM, then SIGKILL after the grace
 period) and the guard reporting a limit breach (SIGKILL at once, `killed`).
+
+Children are started without `preexec_fn`, so that `subprocess` can use vfork
+instead of copying the runner: the rlimits are set by the task's shell before
+the task's command, and the leader is born in the attempt's cgroup (see
+`containment` and `cgroups`).
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
+import dataclasses
+import logging
+import math
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -27,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from workhorse.domain.limits import CodeOptions, Limits, format_size
 from workhorse.domain.task import Task, TaskStatus
@@ -35,14 +46,22 @@ from workhorse.errors import WorkhorseError
 from workhorse.worker.capture import LogBuffer
 from workhorse.worker.runners.base import Running, RunResult
 from workhorse.worker.runners.cgroups import CgroupHost, TaskCgroup
-from workhorse.worker.runners.containment import Guard, ProcessGuard, preexec, rlimits
-from workhorse.worker.runners.stacks import require_runtime
+from workhorse.worker.runners.containment import (
+    Guard,
+    ProcessGuard,
+    join_script,
+    limits_script,
+    rlimits,
+)
+from workhorse.worker.runners.stacks import SEARCH_PATH, require_runtime
 
+log = logging.getLogger(__name__)
 LOG_FLUSH_SECONDS = 0.5
 READ_SIZE = 65536
 # How often a running attempt's cgroup counters are read.
 WATCH_SECONDS = 0.1
-# How long output is still read after the leader exited (a stray writer).
+# Once the leader has exited and its leftovers are killed, output still in the
+# pipe is read for at most this long (a writer that escaped keeps it open).
 DRAIN_SECONDS = 1.0
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NOTE = "[workhorse] "
@@ -60,7 +79,12 @@ class Revision:
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    """Everything a launcher needs to start one attempt (host paths)."""
+    """Everything a launcher needs to start one attempt.
+
+    The host paths are where `write_files` puts TASK_DIR with the payload and
+    config files, for the launchers that need them on the host (the sandbox
+    passes both in memory instead and needs no host directory).
+    """
 
     task: Task
     revision: Revision
@@ -78,6 +102,19 @@ class ProcessSpec:
     def cgroup_name(self) -> str:
         """A cgroup name unique to this attempt on this host."""
         return f"{self.task.id}-{self.task.attempt}-{self.work_dir.name[-8:]}"
+
+    @property
+    def config_text(self) -> str:
+        """The code's config file content."""
+        return self.revision.options.config or "{}"
+
+    def write_files(self) -> None:
+        """Create the private work directory, TASK_DIR in it, and the payload and
+        config files in TASK_DIR."""
+        self.work_dir.mkdir(mode=0o700)
+        self.task_dir.mkdir()
+        self.payload.write_text(self.task.payload)
+        self.config.write_text(self.config_text)
 
 
 @dataclass(frozen=True)
@@ -128,8 +165,9 @@ def contract_env(spec: ProcessSpec, paths: TaskPaths) -> dict[str, str]:
     return env
 
 
-def shell_argv(spec: ProcessSpec, paths: TaskPaths) -> list[str]:
-    """`sh -c "<command> \"$@\"" sh -payload P -id ID -d DIR -config C`."""
+def shell_argv(spec: ProcessSpec, paths: TaskPaths, prologue: str = "") -> list[str]:
+    """`sh -c "<command> \"$@\"" sh -payload P -id ID -d DIR -config C`, with the
+    `prologue` lines run first by the same shell."""
     args = [
         "-payload",
         paths.payload,
@@ -140,7 +178,7 @@ def shell_argv(spec: ProcessSpec, paths: TaskPaths) -> list[str]:
         "-config",
         paths.config,
     ]
-    return ["/bin/sh", "-c", spec.revision.command + ' "$@"', "sh", *args]
+    return ["/bin/sh", "-c", prologue + spec.revision.command + ' "$@"', "sh", *args]
 
 
 @dataclass(frozen=True)
@@ -151,8 +189,11 @@ class Launch:
     env: dict[str, str]
     cwd: Path
     guard: Guard
-    preexec: Callable[[], None] | None = None
     notes: tuple[str, ...] = ()
+    # The cgroup the leader is started in (`TaskCgroup.hosting`), if any.
+    host: TaskCgroup | None = None
+    # Descriptors the leader inherits (closed in the runner once it started).
+    pass_fds: tuple[int, ...] = ()
 
 
 class Launcher(Protocol):
@@ -176,11 +217,27 @@ def enforcement(cgroup: TaskCgroup | None) -> str:
     return f"cgroup v{cgroup.version} + rlimits"
 
 
+def pdeathsig_prefix() -> list[str]:
+    """`setpriv --pdeathsig KILL --` when util-linux setpriv has that option:
+    the child then dies with the runner thread that started it. Empty otherwise."""
+    setpriv = shutil.which("setpriv", path=SEARCH_PATH)
+    if setpriv is None:
+        return []
+    argv = [setpriv, "--pdeathsig", "KILL", "--", "/bin/true"]
+    try:
+        works = subprocess.run(argv, capture_output=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return argv[:4] if works.returncode == 0 else []
+
+
 class PlainLauncher:
     """A plain child process in its own session: no namespaces, no sandbox.
 
     Limits still apply: a cgroup when the host offers one (memory, processes,
     CPU time, kill-all), rlimits otherwise. Every task log starts with a warning.
+    The task's shell sets the rlimits (and on cgroup v2 joins the cgroup) before
+    the command; it runs under `setpriv --pdeathsig KILL` where setpriv works.
     """
 
     name = "process"
@@ -188,6 +245,7 @@ class PlainLauncher:
     def __init__(self, cgroups: CgroupHost | None = None, *, reason: str = "") -> None:
         self.cgroups = cgroups
         self.reason = reason or "no sandbox configured"
+        self._pdeathsig = pdeathsig_prefix()
 
     def describe(self) -> str:
         """Banner line."""
@@ -197,6 +255,7 @@ class PlainLauncher:
     def launch(self, spec: ProcessSpec) -> Launch:
         """Run the command from the code directory with host paths."""
         require_runtime(spec.revision.runtime)
+        spec.write_files()
         task_dir = str(spec.task_dir)
         paths = TaskPaths(
             str(spec.revision.code_dir),
@@ -218,13 +277,15 @@ class PlainLauncher:
             "child process with the runner's user, files and network; limits: "
             f"{enforcement(cgroup)}"
         )
+        host = cgroup if cgroup is not None and cgroup.can_host else None
+        prologue = ("" if host else join_script(cgroup)) + limits_script(limits)
         return Launch(
-            argv=shell_argv(spec, paths),
+            argv=[*self._pdeathsig, *shell_argv(spec, paths, prologue)],
             env=contract_env(spec, paths),
             cwd=spec.revision.code_dir,
             guard=ProcessGuard(cgroup=cgroup, limits=spec.limits),
-            preexec=preexec(cgroup, limits),
             notes=(note,),
+            host=host,
         )
 
 
@@ -257,6 +318,165 @@ class _LogSink:
                 self._send(self._chunk, text[self._sent :])
                 self._chunk += 1
                 self._sent = len(text)
+
+    def unsent(self) -> str:
+        """What has not been sent yet."""
+        with self._lock:
+            return self.buf.text()[self._sent :]
+
+    def flush_soon(self) -> None:
+        """Send what is new from another thread (the caller may hold locks)."""
+        threading.Thread(target=self.flush, name="log-flush", daemon=True).start()
+
+
+class _Output:
+    """The attempt's stdout and stderr (one pipe), decoded into the log."""
+
+    def __init__(self, stream: IO[bytes], sink: _LogSink) -> None:
+        self.stream = stream
+        self.fd = stream.fileno()
+        self.sink = sink
+        self.open = True
+        self.pending = False  # written to the sink since the last flush
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def read(self) -> None:
+        """Read once; the pipe must be readable (or at its end)."""
+        data = os.read(self.fd, READ_SIZE)
+        self.open = bool(data)
+        text = self._decoder.decode(data, final=not data)
+        if text:
+            self.sink.write(text)
+            self.pending = True
+
+    def flush(self) -> None:
+        """Send what is new (a storage error is retried at the next flush)."""
+        if not self.pending:
+            return
+        try:
+            self.sink.flush()
+        except WorkhorseError as exc:
+            log.warning(
+                "could not store task output yet: %s",
+                exc,
+                extra={"event": "log_flush_failed"},
+            )
+            return
+        self.pending = False
+
+    def drain(self) -> None:
+        """Read what the pipe holds now, without waiting for more."""
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        give_up = time.monotonic() + DRAIN_SECONDS
+        while self.open and poller.poll(0) and time.monotonic() < give_up:
+            self.read()
+        self.stream.close()
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that polls readable once `pid` has exited (Linux 5.3+)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _ms(seconds: float) -> int:
+    return max(0, math.ceil(seconds * 1000))
+
+
+class _Follow:
+    """Runs on the thread that started the attempt, until its leader exits: reads
+    its output, sends it to the log every LOG_FLUSH_SECONDS, checks the guard
+    every WATCH_SECONDS and the deadline. It sleeps in one poll(2) on the pipe
+    and a pidfd of the leader, so an exit is seen as it happens; without a
+    pidfd (an old kernel, a seccomp filter), on waitpid after each wake-up."""
+
+    def __init__(
+        self,
+        running: Running,
+        proc: subprocess.Popen[bytes],
+        guard: Guard,
+        stopper: _Stopper,
+        out: _Output,
+    ) -> None:
+        self.running = running
+        self.proc = proc
+        self.guard = guard
+        self.stopper = stopper
+        self.out = out
+        self.ended: RunResult | None = None
+        self.pidfd = _pidfd(proc.pid)
+        self.poller = select.poll()
+        self.poller.register(out.fd, select.POLLIN)
+        if self.pidfd is not None:
+            self.poller.register(self.pidfd, select.POLLIN)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+    def run(self) -> RunResult | None:
+        """Until the exit; the result when the runner ended the attempt."""
+        now = time.monotonic()
+        check_at = now + WATCH_SECONDS
+        flush_at = now + LOG_FLUSH_SECONDS
+        while True:
+            if self.ended is None and now >= self.running.deadline:
+                self.stopper.terminate()
+                self.ended = RunResult(
+                    TaskStatus.TIMEOUT,
+                    error=f"timed out after {self.running.task.timeout} s",
+                )
+            wake = min(check_at, flush_at)
+            if self.ended is None:
+                wake = min(wake, self.running.deadline)
+            if self._wait(wake - now):
+                break
+            now = time.monotonic()
+            if now >= check_at:
+                self._check()
+                check_at = now + WATCH_SECONDS
+            if now >= flush_at:
+                self.out.flush()
+                flush_at = now + LOG_FLUSH_SECONDS
+        code = self.proc.wait()
+        if self.ended is None and code != 0:
+            # The kernel may have killed part of the task just before it ended.
+            breach = self.guard.breach()
+            if breach:
+                self.ended = RunResult(TaskStatus.KILLED, error=f"killed: {breach}")
+        return self.ended
+
+    def _check(self) -> None:
+        if self.ended is not None:
+            return
+        breach = self.guard.breach()
+        if breach:
+            self.guard.kill()
+            self.ended = RunResult(TaskStatus.KILLED, error=f"killed: {breach}")
+
+    def _wait(self, timeout: float) -> bool:
+        """Sleep until output, the leader's exit or `timeout`; True once it exited."""
+        if self.pidfd is None and not self.out.open:
+            try:
+                self.proc.wait(max(timeout, 0))
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        exited = False
+        for fd, _ in self.poller.poll(_ms(timeout)):
+            if fd != self.out.fd:
+                exited = True  # the pidfd
+                continue
+            self.out.read()
+            if not self.out.open:
+                self.poller.unregister(fd)
+        if self.pidfd is None:
+            return self.proc.poll() is not None
+        return exited
 
 
 class _Stopper:
@@ -327,16 +547,18 @@ class ProcessRunner:
     def _prepare(self, running: Running) -> ProcessSpec:
         task = running.task
         revision = self.source.revision(task)
-        work_dir = Path(
-            tempfile.mkdtemp(prefix=f"workhorse-{task.id}-", dir=self.work_root)
-        )
+        root = self.work_root or Path(tempfile.gettempdir())
+        # Created by the launcher if it needs it (ProcessSpec.write_files).
+        work_dir = root / f"workhorse-{task.id}-{secrets.token_hex(4)}"
         task_dir = work_dir / "task"
-        task_dir.mkdir()
-        payload = task_dir / "payload.json"
-        payload.write_text(task.payload)
-        config = task_dir / "config.json"
-        config.write_text(revision.options.config or "{}")
-        return ProcessSpec(task, revision, work_dir, task_dir, payload, config)
+        return ProcessSpec(
+            task,
+            revision,
+            work_dir,
+            task_dir,
+            task_dir / "payload.json",
+            task_dir / "config.json",
+        )
 
     def run(self, running: Running) -> RunResult:
         """Start, stream output, watch deadline and limits, then clean up."""
@@ -348,9 +570,12 @@ class ProcessRunner:
             )
         try:
             launch = self.launcher.launch(spec)
-        except WorkhorseError as exc:
+        except (OSError, ValueError, WorkhorseError) as exc:
             shutil.rmtree(spec.work_dir, ignore_errors=True)
-            return RunResult(TaskStatus.ERROR, error=str(exc))
+            error = str(exc)
+            if not isinstance(exc, WorkhorseError):
+                error = f"could not prepare the task: {exc}"
+            return RunResult(TaskStatus.ERROR, error=error)
         try:
             return self._run(running, spec, launch)
         finally:
@@ -363,101 +588,50 @@ class ProcessRunner:
         )
         for note in launch.notes:
             sink.write(note + "\n")
+        born_in = launch.host.hosting() if launch.host else contextlib.nullcontext()
         try:
-            proc = subprocess.Popen(
-                launch.argv,
-                cwd=launch.cwd,
-                env=launch.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=launch.preexec,
-            )
+            # No preexec_fn: subprocess may then use vfork (see the module docstring).
+            with born_in:
+                proc = subprocess.Popen(
+                    launch.argv,
+                    cwd=launch.cwd,
+                    env=launch.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=launch.pass_fds,
+                )
         except (OSError, subprocess.SubprocessError) as exc:
             sink.flush()
             return RunResult(
                 TaskStatus.ERROR, error=f"could not start {launch.argv[0]}: {exc}"
             )
+        finally:
+            for fd in launch.pass_fds:
+                os.close(fd)  # the leader has its own copies
+        assert proc.stdout is not None  # noqa: S101 - Popen was given stdout=PIPE
         launch.guard.attach(proc)
         stopper = _Stopper(launch.guard, self.kill_grace)
+        out = _Output(proc.stdout, sink)
+        follow = _Follow(running, proc, launch.guard, stopper, out)
         running.set_interrupt(stopper.terminate)
-        stop_reading = threading.Event()
-        reader = threading.Thread(
-            target=_pump, args=(proc, sink, stop_reading), daemon=True
-        )
-        reader.start()
         try:
-            ended = self._watch(running, proc, launch.guard, stopper)
+            ended = follow.run()
         finally:
             running.set_interrupt(None)
             stopper.cancel()
+            follow.close()
             launch.guard.kill()  # whatever the leader left behind
-            stop_reading.set()
-            reader.join()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(self.kill_grace)  # at once, unless the follow failed
+            out.drain()
         result = ended or _exit_result(proc.returncode, spec.limits)
         if result.status in (TaskStatus.KILLED, TaskStatus.TIMEOUT):
             sink.write(f"\n{NOTE}{result.error}\n")
-        sink.flush()
-        return result
-
-    def _watch(
-        self,
-        running: Running,
-        proc: subprocess.Popen[bytes],
-        guard: Guard,
-        stopper: _Stopper,
-    ) -> RunResult | None:
-        """Wait for the exit; returns the result when the runner ended the attempt."""
-        while True:
-            remaining = running.deadline - time.monotonic()
-            if remaining <= 0:
-                stopper.terminate()
-                proc.wait()
-                return RunResult(
-                    TaskStatus.TIMEOUT,
-                    error=f"timed out after {running.task.timeout} s",
-                )
-            try:
-                code = proc.wait(timeout=min(WATCH_SECONDS, remaining))
-            except subprocess.TimeoutExpired:
-                breach = guard.breach()
-                if breach is None:
-                    continue
-                guard.kill()
-                proc.wait()
-                return RunResult(TaskStatus.KILLED, error=f"killed: {breach}")
-            # The kernel may have killed part of the task just before it ended.
-            breach = guard.breach() if code != 0 else None
-            return (
-                RunResult(TaskStatus.KILLED, error=f"killed: {breach}")
-                if breach
-                else None
-            )
-
-
-def _pump(proc: subprocess.Popen[bytes], sink: _LogSink, stop: threading.Event) -> None:
-    """Copy output to the task log in chunks while the process runs."""
-    assert proc.stdout is not None  # noqa: S101 - Popen was given stdout=PIPE
-    fd = proc.stdout.fileno()
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    last = time.monotonic()
-    stopped_at: float | None = None
-    while True:
-        ready, _, _ = select.select([fd], [], [], LOG_FLUSH_SECONDS / 2)
-        now = time.monotonic()
-        if stop.is_set() and stopped_at is None:
-            stopped_at = now
-        ended = stopped_at is not None and (
-            not ready or now - stopped_at > DRAIN_SECONDS
-        )
-        if ready:
-            data = os.read(fd, READ_SIZE)
-            ended = ended or not data
-            sink.write(decoder.decode(data, final=not data))
-        if ended or now - last >= LOG_FLUSH_SECONDS:
-            sink.flush()
-            last = now
-        if ended:
-            break
-    proc.stdout.close()
+        # The rest of the log travels with the result and is stored in the
+        # transaction that records the outcome: no write of its own. An abort
+        # that lands before the worker takes the result drops the result; the
+        # hook (which fires only then) stores the rest on its own instead.
+        running.set_interrupt(sink.flush_soon)
+        return dataclasses.replace(result, log=sink.unsent() or None)

@@ -7,7 +7,9 @@ Inside it sees:
     /usr /etc /opt ...   the host's system directories, read-only
     /code                the unpacked revision, read-only; the working directory
     /task                TASK_DIR: a private tmpfs capped at the disk limit,
-                         holding read-only payload.json and config.json
+                         holding read-only payload.json and config.json (their
+                         contents reach bubblewrap through memory file
+                         descriptors: no copy of them is written on the host)
     /tmp, /dev/shm       private tmpfs mounts with the same cap
     /proc, /dev          its own process list and a minimal /dev
 
@@ -20,11 +22,14 @@ When the runner runs as root, bubblewrap runs privileged without a user
 namespace, keeps only CAP_SETUID/CAP_SETGID, and `setpriv` drops the task to an
 unprivileged uid with no capabilities before the command starts (the kernel then
 enforces RLIMIT_NPROC and file permissions as for any user). Otherwise bubblewrap
-uses an unprivileged user namespace and the task keeps the runner's uid.
+uses an unprivileged user namespace and the task keeps the runner's uid. Either
+way the task's shell sets the rlimits before the command, unable to raise a hard
+limit past the runner's own.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -34,7 +39,12 @@ from pathlib import Path
 from workhorse.errors import InvalidInput, WorkhorseError
 from workhorse.settings import Settings
 from workhorse.worker.runners.cgroups import CgroupHost
-from workhorse.worker.runners.containment import ProcessGuard, preexec, rlimits
+from workhorse.worker.runners.containment import (
+    ProcessGuard,
+    join_script,
+    limits_script,
+    rlimits,
+)
 from workhorse.worker.runners.docker import DockerLauncher, ImageRouter
 from workhorse.worker.runners.process import (
     INSIDE,
@@ -154,11 +164,27 @@ class BwrapLauncher:
     def _drop(self) -> list[str]:
         if self.uid is None or self.setpriv is None:
             return []
-        uid = str(self.uid)
-        return [self.setpriv, "--reuid", uid, "--regid", uid, "--clear-groups", "--"]
+        return [
+            self.setpriv,
+            "--reuid",
+            _name_in("/etc/passwd", self.uid),
+            "--regid",
+            _name_in("/etc/group", self.uid),
+            "--clear-groups",
+            "--",
+        ]
 
-    def argv(self, spec: ProcessSpec) -> list[str]:
-        """The full bwrap command line for an attempt."""
+    def argv(
+        self, spec: ProcessSpec, inputs: tuple[int, int], prologue: str = ""
+    ) -> list[str]:
+        """The full bwrap command line for an attempt.
+
+        Args:
+            inputs: descriptors holding the payload and the config, which
+                bubblewrap copies into read-only files in /task.
+            prologue: lines the task's shell runs before the command.
+        """
+        payload, config = (str(fd) for fd in inputs)
         return [
             self.bwrap,
             *self.namespace_args(network=spec.revision.options.network),
@@ -167,24 +193,35 @@ class BwrapLauncher:
             "--dev", "/dev",
             *self._scratch(spec.limits.disk),
             "--ro-bind", str(spec.revision.code_dir), INSIDE.code_dir,
-            "--ro-bind", str(spec.payload), INSIDE.payload,
-            "--ro-bind", str(spec.config), INSIDE.config,
+            "--perms", "0444", "--ro-bind-data", payload, INSIDE.payload,
+            "--perms", "0444", "--ro-bind-data", config, INSIDE.config,
             "--chdir", INSIDE.code_dir,
             "--",
             *self._drop(),
-            *shell_argv(spec, INSIDE),
+            *shell_argv(spec, INSIDE, prologue),
         ]  # fmt: skip
 
     def launch(self, spec: ProcessSpec) -> Launch:
         """The sandboxed command, its cgroup and its guard."""
         require_runtime(spec.revision.runtime)
+        # The payload and config travel in memory: nothing of the task is
+        # written on the host (bubblewrap copies them into read-only files).
+        payload = _memfd("payload.json", spec.task.payload)
+        try:
+            config = _memfd("config.json", spec.config_text)
+        except OSError:
+            os.close(payload)
+            raise
         cgroup = (
             self.cgroups.create(spec.cgroup_name, spec.limits) if self.cgroups else None
         )
+        # The task's shell sets them, inside, without the privilege to raise a
+        # hard limit.
         limits = rlimits(
             spec.limits,
             memory_cgroup=cgroup is not None,
             pids_cgroup=cgroup is not None,
+            privileged=False,
         )
         notes: tuple[str, ...] = ()
         if cgroup is None:
@@ -195,21 +232,33 @@ class BwrapLauncher:
             sandboxed=True,
             disk_paths=(INSIDE.task_dir, INSIDE.tmp_dir),
         )
+        inputs = (payload, config)
+        argv = self.argv(spec, inputs, limits_script(limits))
+        host = cgroup if cgroup is not None and cgroup.can_host else None
+        if cgroup is not None and host is None:
+            # v2: bubblewrap starts from a shell that joins the cgroup first (and
+            # leaves no PWD of its own in the task's environment).
+            script = join_script(cgroup) + 'unset PWD; exec "$@"'
+            argv = ["/bin/sh", "-c", script, "sh", *argv]
         return Launch(
-            argv=self.argv(spec),
+            argv=argv,
             env=contract_env(spec, INSIDE),
-            cwd=spec.work_dir,
+            cwd=Path("/"),
             guard=guard,
-            preexec=preexec(cgroup, limits),
             notes=notes,
+            host=host,
+            pass_fds=inputs,
         )
 
     def probe(self) -> str | None:
         """Run a no-op in a sandbox made the same way; None when it works."""
+        data = _memfd("probe", "ok\n")
         argv = [
             self.bwrap, *self.namespace_args(network=False), *self._mounts,
             "--proc", "/proc", "--dev", "/dev", *self._scratch(1 << 20),
-            "--", *self._drop(), "/bin/sh", "-c", "test -w /task",
+            "--perms", "0444", "--ro-bind-data", str(data), INSIDE.payload,
+            "--", *self._drop(), "/bin/sh", "-c",
+            f"test -w /task && read -r x <{INSIDE.payload} && test $x = ok",
         ]  # fmt: skip
         try:
             out = subprocess.run(
@@ -219,15 +268,57 @@ class BwrapLauncher:
                 timeout=PROBE_TIMEOUT,
                 check=False,
                 env={"PATH": SEARCH_PATH},
+                pass_fds=(data,),
             )
         except (OSError, subprocess.SubprocessError) as exc:
             return f"{self.bwrap} failed: {exc}"
+        finally:
+            os.close(data)
         if out.returncode != 0:
             detail = out.stderr.strip().splitlines()
             return (
                 f"bwrap does not work here: {detail[-1] if detail else out.returncode}"
             )
         return None
+
+
+@functools.cache
+def _name_in(path: str, ident: int) -> str:
+    """How setpriv is told the id: a name that the file (which the sandbox sees
+    too) gives it, else the number.
+
+    setpriv looks any argument up as a name first; a number misses every source
+    of the host's name service, loading each in turn (on Debian the systemd
+    module, a library of its own), a few hundred microseconds per task. A name
+    that the file resolves to the same id is found there at once.
+    """
+    first: dict[str, int] = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) > 2 and fields[2].isdigit():
+            first.setdefault(fields[0], int(fields[2]))
+    for name, found in first.items():
+        if found == ident and name and not name.isdigit():
+            return name
+    return str(ident)
+
+
+def _memfd(name: str, text: str) -> int:
+    """An anonymous in-memory file holding `text`, positioned at its start."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    data = memoryview(text.encode())
+    done = 0
+    try:
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], done)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def bwrap_launcher(
