@@ -15,9 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
+import benchjob
 import common  # the shared harness (on PYTHONPATH)
 
-import benchjob
 import workhorse
 
 VARIANT = os.environ.get("BENCH_WH_VARIANT", "sqlite")
@@ -82,8 +82,17 @@ class Adapter:
 
     def worker_cmds(self) -> list[list[str]]:
         exe = str(Path(sys.executable).parent / "workhorse")
-        cmd = [exe, "--database-url", URL, "runner", "--app", "bench_workhorse:app",
-               "--no-packages", "--concurrency", CONCURRENCY]
+        cmd = [
+            exe,
+            "--database-url",
+            URL,
+            "runner",
+            "--app",
+            "bench_workhorse:app",
+            "--no-packages",
+            "--concurrency",
+            CONCURRENCY,
+        ]
         if PREFETCH:
             cmd += ["--prefetch", PREFETCH]
         return [cmd, list(cmd)]

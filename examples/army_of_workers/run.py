@@ -36,16 +36,35 @@ def main() -> None:
     client = Client(storage)
     client.upload_directory(
         HERE / "worker",
-        CodePackage(name="thumbnail", command="python3 thumbnail.py", max_concurrency=4,
-                    retries=2, retries_delay=1, timeout=30),
+        CodePackage(
+            name="thumbnail",
+            command="python3 thumbnail.py",
+            max_concurrency=4,
+            retries=2,
+            retries_delay=1,
+            timeout=30,
+        ),
     )
-    ids = client.queue_many("thumbnail", [json.dumps({"image_id": i}) for i in range(args.tasks)])
+    ids = client.queue_many(
+        "thumbnail", [json.dumps({"image_id": i}) for i in range(args.tasks)]
+    )
     print(f"queued {len(ids)} tasks")
     runners = [
         subprocess.Popen(
-            [sys.executable, "-m", "workhorse", "--database-url", url, "runner", "--concurrency", "4",
-             "--cache-dir", str(tmp / "cache")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "workhorse",
+                "--database-url",
+                url,
+                "runner",
+                "--concurrency",
+                "4",
+                "--cache-dir",
+                str(tmp / "cache"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(2)
     ]
@@ -54,7 +73,11 @@ def main() -> None:
         while True:
             counts = Counter({st: n for _, st, n in client.counts()})
             done = sum(n for st, n in counts.items() if st not in ("queued", "running"))
-            print(f"\r{done}/{len(ids)} finished, {counts.get('running', 0)} running", end="", flush=True)
+            print(
+                f"\r{done}/{len(ids)} finished, {counts.get('running', 0)} running",
+                end="",
+                flush=True,
+            )
             if done == len(ids):
                 break
             time.sleep(0.2)

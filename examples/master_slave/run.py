@@ -1,6 +1,6 @@
 """Run the master/slave example end to end on a temporary SQLite database.
 
-    python examples/master_slave/run.py [--items 1000]
+python examples/master_slave/run.py [--items 1000]
 """
 
 from __future__ import annotations
@@ -27,9 +27,20 @@ def main() -> None:
 
     app.register_all()
     runner = subprocess.Popen(
-        [sys.executable, "-m", "workhorse", "runner", "--app", "tasks:app", "--concurrency", "4",
-         "--no-packages"],
-        cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "workhorse",
+            "runner",
+            "--app",
+            "tasks:app",
+            "--concurrency",
+            "4",
+            "--no-packages",
+        ],
+        cwd=HERE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         master = plan_import.queue(args.items).wait(60)
@@ -37,7 +48,11 @@ def main() -> None:
         while True:
             summary = master.children()
             print(f"\rchildren: {summary}", end="", flush=True)
-            if sum(summary.values()) and not set(summary) - {"complete", "error", "cancelled"}:
+            if sum(summary.values()) and not set(summary) - {
+                "complete",
+                "error",
+                "cancelled",
+            }:
                 break
             time.sleep(0.2)
         print()

@@ -30,6 +30,8 @@ def import_slice(start: int, end: int) -> int:
     """A slave: import items [start, end)."""
     for i in range(start, end):
         if i % 25 == 0:
-            workhorse.current_task().progress(int(100 * (i - start) / (end - start)), f"item {i}")
+            workhorse.current_task().progress(
+                int(100 * (i - start) / (end - start)), f"item {i}"
+            )
         time.sleep(0.001)
     return end - start

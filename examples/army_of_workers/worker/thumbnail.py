@@ -4,7 +4,8 @@ import json
 import os
 import time
 
-payload = json.load(open(os.environ["PAYLOAD_FILE"]))
+with open(os.environ["PAYLOAD_FILE"]) as f:
+    payload = json.load(f)
 time.sleep(0.05)  # the work
 out = os.path.join(os.environ["TASK_DIR"], "thumb.txt")
 with open(out, "w") as f:
