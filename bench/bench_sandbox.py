@@ -14,7 +14,8 @@ measures:
                    this script's polling and anything else running included.
   start overhead   one task at a time on idle runners: from the claim (the
                    task's start_time, database clock) to the moment the task's
-                   command runs (it prints `date +%s.%N`); p50 and p95.
+                   command runs (it prints `date +%s.%N`); p50 and p95. A task
+                   whose log lacks that line is counted in `lost_logs`.
 
 Both use the host clock (SQLite's clock is the host's; a local PostgreSQL too).
 With --reps, the modes are measured in turn, that many times, and each figure is

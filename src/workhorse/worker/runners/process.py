@@ -24,6 +24,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -93,7 +94,7 @@ class ProcessSpec:
     payload: Path
     config: Path
 
-    @property
+    @functools.cached_property
     def limits(self) -> Limits:
         """The limits this attempt runs with."""
         return self.revision.options.effective_limits
