@@ -214,6 +214,32 @@ def test_retry_sends_the_task_back_with_a_delay(
     assert [a.status for a in client.attempts(task.id)] == ["error"]
 
 
+def test_every_attempt_is_listed_once_in_order(
+    storage: Storage, client: Client
+) -> None:
+    """Retried attempts, the final one, and one written by a rescue: none twice."""
+    (retried, killed) = queue(client, 2)
+    claim(storage, 2)
+    finish(
+        storage, retried, "tok", status=TaskStatus.ERROR, error="boom", retry_delay=0
+    )
+    (again,) = claim(storage, now=NOW + 2, token="t2")
+    assert again.id == retried
+    finish(storage, retried, "t2", error=None)
+    attempts = client.attempts(retried)
+    assert [(a.attempt, a.status, a.error) for a in attempts] == [
+        (1, "error", "boom"),
+        (2, "complete", None),
+    ]
+    assert attempts[1].runner_id == "r1"
+    assert attempts[1].end_time == client.get(retried).end_time
+    storage.run(
+        lambda tx: tx.tasks.rescue_expired(max_lost=1, limit=10, now=NOW + LEASE + 1)
+    )
+    assert client.get(killed).status == TaskStatus.KILLED
+    assert [(a.attempt, a.status) for a in client.attempts(killed)] == [(1, "lost")]
+
+
 def test_heartbeat_extends_leases_and_reports_cancels(
     storage: Storage, client: Client
 ) -> None:
@@ -221,7 +247,9 @@ def test_heartbeat_extends_leases_and_reports_cancels(
     claim(storage, 2)
     client.cancel(b)
     held = storage.run(
-        lambda tx: tx.tasks.heartbeat(runner_id="r1", lease_seconds=LEASE, now=NOW + 20)
+        lambda tx: tx.tasks.heartbeat(
+            runner_id="r1", task_ids=[a, b], lease_seconds=LEASE, now=NOW + 20
+        )
     )
     assert sorted(held) == sorted([(a, "tok", False), (b, "tok", True)])
     assert client.get(a).lease_expires_at == NOW + 20 + LEASE
@@ -230,11 +258,13 @@ def test_heartbeat_extends_leases_and_reports_cancels(
 def test_heartbeat_of_another_runner_extends_nothing(
     storage: Storage, client: Client
 ) -> None:
-    queue(client)
+    (task_id,) = queue(client)
     claim(storage)
     assert (
         storage.run(
-            lambda tx: tx.tasks.heartbeat(runner_id="r2", lease_seconds=LEASE, now=NOW)
+            lambda tx: tx.tasks.heartbeat(
+                runner_id="r2", task_ids=[task_id], lease_seconds=LEASE, now=NOW
+            )
         )
         == []
     )

@@ -45,8 +45,16 @@ class Connection(Protocol):
 class Listener(Protocol):
     """Wakes a waiting thread when a key it follows is announced."""
 
-    def wait(self, timeout: float) -> bool:
-        """Block until an announcement or `timeout` seconds; True if woken."""
+    def wait(self, timeout: float, *, quiet: bool = False) -> bool:
+        """Block until an announcement, a `wake()` or `timeout` seconds; True if woken.
+
+        `quiet` waits for `wake()` (or an announcement that comes anyway) without
+        asking a polling adapter to look for announcements meanwhile.
+        """
+        ...
+
+    def wake(self) -> None:
+        """Wake the waiting thread, as an announcement would."""
         ...
 
     def close(self) -> None:

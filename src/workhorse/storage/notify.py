@@ -33,13 +33,19 @@ class HubListener:
         """Mark this listener woken."""
         self._event.set()
 
-    def wait(self, timeout: float) -> bool:
-        """Block until woken or `timeout`; clears the wake-up either way."""
-        self._hub.waiting(self, +1)
-        try:
+    def wait(self, timeout: float, *, quiet: bool = False) -> bool:
+        """Block until woken or `timeout`; clears the wake-up either way.
+
+        A quiet wait does not count as waiting, so pollers need not hurry for it.
+        """
+        if quiet:
             woken = self._event.wait(timeout)
-        finally:
-            self._hub.waiting(self, -1)
+        else:
+            self._hub.waiting(self, +1)
+            try:
+                woken = self._event.wait(timeout)
+            finally:
+                self._hub.waiting(self, -1)
         self._event.clear()
         return woken
 

@@ -202,7 +202,9 @@ class TaskStore(_Store):
     ) -> builtins.list[Finished]:
         """Record outcomes whose lease still holds, in one statement; stale ones are left out.
 
-        Each applied outcome also records its attempt and, when given, its log.
+        An attempt followed by a retry is copied to task_attempts; the attempt
+        that ends the task stays in the task row (`attempts()` reads both). Logs,
+        when given, are stored per attempt.
         """
         batch = [
             {
@@ -236,17 +238,18 @@ class TaskStore(_Store):
                     row["parent_id"],
                 )
             )
-            attempts.append(
-                {
-                    "task_id": row["id"],
-                    "attempt": row["attempt"],
-                    "runner_id": row["runner_id"],
-                    "start_time": row["start_time"],
-                    "end_time": row["end_time"],
-                    "status": outcome.status.value,
-                    "error": outcome.error,
-                }
-            )
+            if status == "queued":  # a final attempt stays in the task row
+                attempts.append(
+                    {
+                        "task_id": row["id"],
+                        "attempt": row["attempt"],
+                        "runner_id": row["runner_id"],
+                        "start_time": row["start_time"],
+                        "end_time": row["end_time"],
+                        "status": outcome.status.value,
+                        "error": outcome.error,
+                    }
+                )
             if outcome.log:
                 logs.append(
                     {
@@ -295,7 +298,7 @@ class TaskStore(_Store):
         return count
 
     def attempts(self, task_id: str) -> builtins.list[Attempt]:
-        """Recorded attempts, oldest first."""
+        """Every ended attempt, oldest first."""
         rows = self.conn.fetch_all(self.q["tasks.attempts"], {"task_id": task_id})
         return [
             Attempt(
@@ -311,12 +314,25 @@ class TaskStore(_Store):
         ]
 
     def heartbeat(
-        self, *, runner_id: str, lease_seconds: float, now: float | None = None
+        self,
+        *,
+        runner_id: str,
+        task_ids: Sequence[str],
+        lease_seconds: float,
+        now: float | None = None,
     ) -> builtins.list[tuple[str, str, bool]]:
-        """Extend this runner's leases: (task id, lease token, cancel requested) held."""
+        """Extend the leases this runner holds among `task_ids`.
+
+        Returns (task id, lease token, cancel requested) for each still held.
+        """
         rows = self.conn.fetch_all(
             self.q["tasks.heartbeat"],
-            {"runner_id": runner_id, "lease_seconds": lease_seconds, "now": now},
+            {
+                "runner_id": runner_id,
+                "ids": self.db.array(task_ids),
+                "lease_seconds": lease_seconds,
+                "now": now,
+            },
         )
         return [(r["id"], r["lease_token"], bool(r["cancel_requested"])) for r in rows]
 

@@ -1,39 +1,55 @@
-"""Completer: records outcomes in batches; a stale lease makes an outcome a no-op."""
+"""Completer: holds finished attempts' outcomes until the fetcher's next cycle writes them.
+
+Outcomes and claims share one transaction per cycle (see `fetcher`), so a busy
+runner commits once per batch of finished tasks rather than once for its
+outcomes and again for its next claim. A stale lease makes an outcome a no-op.
+"""
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
+from collections import deque
+from collections.abc import Callable, Sequence
 
 from workhorse.domain.task import Outcome
-from workhorse.storage import Storage
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1000
 
 
 class Completer:
-    """Collects outcomes from runner threads and writes them a batch per transaction."""
+    """Collects outcomes from runner threads; `wake` tells the fetcher there is work."""
 
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self._queue: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+    def __init__(self, wake: Callable[[], None] = lambda: None) -> None:
+        self.wake = wake
+        self._outcomes: deque[Outcome] = deque()
         self.recorded = 0
         self.stale = 0
 
     def put(self, outcome: Outcome) -> None:
-        """Queue an outcome for the next batch."""
-        self._queue.put(outcome)
+        """Queue an outcome for the next cycle."""
+        self._outcomes.append(outcome)
+        self.wake()
 
-    def run_once(self, batch: list[Outcome]) -> None:
-        """Write one batch (retrying while the database is away)."""
-        done = self.storage.run(
-            lambda tx: tx.tasks.finish_many(batch), retry_for=float("inf")
-        )
-        self.recorded += len(done)
-        stale = len(batch) - len(done)
+    def pending(self) -> int:
+        """Outcomes not yet taken."""
+        return len(self._outcomes)
+
+    def take(self) -> list[Outcome]:
+        """Up to MAX_BATCH queued outcomes, oldest first."""
+        batch: list[Outcome] = []
+        popleft = self._outcomes.popleft
+        try:
+            while len(batch) < MAX_BATCH:
+                batch.append(popleft())
+        except IndexError:
+            pass
+        return batch
+
+    def recorded_batch(self, batch: Sequence[Outcome], applied: int) -> None:
+        """Count a written batch, of which `applied` outcomes still held their lease."""
+        self.recorded += applied
+        stale = len(batch) - applied
         if stale:
             self.stale += stale
             log.info(
@@ -41,36 +57,3 @@ class Completer:
                 stale,
                 extra={"event": "stale_outcome"},
             )
-
-    def _loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            batch: list[Outcome] = []
-            item: Outcome | None = first
-            while True:
-                if item is None:
-                    stopping = True
-                else:
-                    batch.append(item)
-                if len(batch) >= MAX_BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self.run_once(batch)
-
-    def start(self) -> None:
-        """Run in a thread."""
-        self._thread = threading.Thread(
-            target=self._loop, name="completer", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Flush what is queued, then stop."""
-        self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join()

@@ -1,4 +1,4 @@
-"""Fetcher: claims due tasks in batches as slots free up, waking on notifications."""
+"""Fetcher: records outcomes and claims due tasks in batches, one transaction a cycle."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import threading
 from collections.abc import Callable
 
 from workhorse.domain.ids import new_token
-from workhorse.domain.task import Task
+from workhorse.domain.task import Outcome, Task
 from workhorse.storage import Storage
+from workhorse.storage.base import Listener
+from workhorse.storage.stores import Transaction
+from workhorse.worker.completer import Completer
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +53,14 @@ class Prefetch:
 
 
 class Fetcher:
-    """Claims up to the free slots and hands each task to `dispatch`.
+    """Each cycle, in one transaction: records finished attempts, claims new tasks.
 
-    Fetching no more than the free slots keeps work on the runners that can start
-    it now; the prefetch part of the capacity only smooths the gap between a batch
-    finishing and the next claim. While claimed tasks are still waiting for a
-    thread, the fetcher waits until half the capacity is free so that claims stay
-    batched under load.
+    Claims take no more than the free slots, which keeps work on the runners that
+    can start it now; the prefetch part of the capacity only smooths the gap
+    between a batch finishing and the next claim. While claimed tasks are still
+    waiting for a thread, a claim waits until half the capacity is free so that
+    claims stay batched under load. Outcomes ride along with the next claim, or
+    go alone when there is nothing to claim: a busy runner commits once per cycle.
 
     Args:
         held: how many claimed tasks this runner holds now.
@@ -67,6 +71,7 @@ class Fetcher:
         self,
         storage: Storage,
         *,
+        completer: Completer,
         capacity: Callable[[], int],
         held: Callable[[], int],
         waiting: Callable[[], int],
@@ -75,71 +80,99 @@ class Fetcher:
         stopping: threading.Event,
     ) -> None:
         self.storage = storage
+        self.completer = completer
         self.capacity = capacity
         self.held = held
         self.waiting = waiting
         self.dispatch = dispatch
         self.claim_args = claim_args
         self.stopping = stopping
-        self._room_wanted = False
-        self._room = threading.Event()
+        self._listener: Listener | None = None
+        self._claims_stopped = threading.Event()
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
     def slot_freed(self) -> None:
-        """Called after a task leaves; cheap unless the fetcher is waiting for room."""
-        if self._room_wanted:
-            self._room.set()
+        """Called after a task leaves its slot."""
+        if self._listener is not None:
+            self._listener.wake()
 
-    def _free(self) -> int:
+    def room(self) -> int:
+        """How many tasks to claim now (0: not enough free slots to bother)."""
         capacity = self.capacity()
         free = capacity - self.held()
         threshold = max(1, capacity // 2) if self.waiting() else 1
-        return free if free >= threshold else 0
+        return min(free, MAX_CLAIM) if free >= threshold else 0
 
-    def wait_for_room(self) -> int:
-        """Block until enough slots are free; 0 when stopping."""
-        while not self.stopping.is_set():
-            free = self._free()
-            if free:
-                return min(free, MAX_CLAIM)
-            self._room.clear()
-            self._room_wanted = True
-            # Re-check after announcing the wait, so a release in between is not missed.
-            if not self._free():
-                self._room.wait(0.5)
-            self._room_wanted = False
-        return 0
-
-    def run_once(self, limit: int) -> int:
-        """One claim of up to `limit` tasks; returns how many were claimed."""
+    def run_once(self, outcomes: list[Outcome], limit: int) -> int:
+        """One cycle: record `outcomes`, claim up to `limit` tasks; how many were claimed."""
         token = new_token()
-        tasks = self.storage.run(
-            lambda tx: tx.tasks.claim(token=token, limit=limit, **self.claim_args),  # type: ignore[arg-type]
-            retry_for=float("inf"),
-        )
+
+        def cycle(tx: Transaction) -> tuple[int, list[Task]]:
+            applied = len(tx.tasks.finish_many(outcomes)) if outcomes else 0
+            tasks = (
+                tx.tasks.claim(token=token, limit=limit, **self.claim_args)  # type: ignore[arg-type]
+                if limit
+                else []
+            )
+            return applied, tasks
+
+        applied, tasks = self.storage.run(cycle, retry_for=float("inf"))
+        if outcomes:
+            self.completer.recorded_batch(outcomes, applied)
         for task in tasks:
             self.dispatch(task, token)
         return len(tasks)
 
-    def _loop(self) -> None:
-        listener = self.storage.listen(["tasks"], urgent=True)
+    def _loop(self, listener: Listener) -> None:
+        look = True  # whether a claim may find work: after a wake-up or a full claim
+        while True:
+            claiming = not self.stopping.is_set()
+            if not claiming:
+                self._claims_stopped.set()
+            outcomes = self.completer.take()
+            room = self.room() if claiming else 0
+            want = room if look else 0
+            if outcomes or want:
+                claimed = self.run_once(outcomes, want)
+                if want:
+                    look = claimed == want
+                continue
+            if not claiming and self._closing.is_set():
+                return
+            if room:
+                # Slots free and nothing due: wait for an announcement (or a poll).
+                listener.wait(IDLE_POLL_SECONDS)
+            else:
+                # Slots full (or stopping): only this runner's own events matter.
+                listener.wait(IDLE_POLL_SECONDS, quiet=True)
+            look = True
+
+    def _run(self, listener: Listener) -> None:
         try:
-            while not self.stopping.is_set():
-                limit = self.wait_for_room()
-                if limit == 0:
-                    break
-                if self.run_once(limit) < limit:
-                    listener.wait(IDLE_POLL_SECONDS)
+            self._loop(listener)
         finally:
+            self._claims_stopped.set()
             listener.close()
 
     def start(self) -> None:
         """Run in a thread."""
-        self._thread = threading.Thread(target=self._loop, name="fetcher", daemon=True)
+        listener = self.storage.listen(["tasks"], urgent=True)
+        self._listener = listener
+        self.completer.wake = listener.wake
+        self._thread = threading.Thread(
+            target=self._run, args=(listener,), name="fetcher", daemon=True
+        )
         self._thread.start()
 
+    def stop_claiming(self) -> None:
+        """After `stopping` is set: wait until no claim is in progress or will start."""
+        self.slot_freed()
+        self._claims_stopped.wait()
+
     def join(self) -> None:
-        """Wait for the thread after `stopping` is set."""
-        self._room.set()
+        """Write the outcomes still queued, then stop the thread."""
+        self._closing.set()
+        self.slot_freed()
         if self._thread is not None:
             self._thread.join()

@@ -56,7 +56,9 @@ class Supervisor:
 
         def beat(tx):  # type: ignore[no-untyped-def]
             held = tx.tasks.heartbeat(
-                runner_id=self.runner_id, lease_seconds=self.lease_seconds
+                runner_id=self.runner_id,
+                task_ids=list(before),
+                lease_seconds=self.lease_seconds,
             )
             tx.runners.heartbeat(
                 self.runner_id, running=self.running_count(), status=self.status()

@@ -102,7 +102,7 @@ class Worker:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.completer = Completer(storage)
+        self.completer = Completer()
         self.python = PythonRunner(
             self.registry,
             log_limit=settings.max_log_bytes,
@@ -121,6 +121,7 @@ class Worker:
         )
         self.fetcher = Fetcher(
             storage,
+            completer=self.completer,
             capacity=self.prefetch.capacity,
             held=self._inflight.__len__,
             waiting=self._work.qsize,
@@ -179,7 +180,6 @@ class Worker:
             ),
             retry_for=float("inf"),
         )
-        self.completer.start()
         for i in range(self.config.concurrency):
             thread = threading.Thread(
                 target=self._execute_loop, name=f"task-{i}", daemon=True
@@ -200,7 +200,7 @@ class Worker:
             return
         grace = self.config.shutdown_grace if grace is None else grace
         self._stopping.set()
-        self.fetcher.join()
+        self.fetcher.stop_claiming()
         handed_back = self._take_unstarted()
         deadline = time.monotonic() + grace
         while self._started_inflight() and time.monotonic() < deadline:
@@ -213,7 +213,7 @@ class Worker:
             self._work.put(None)
         for thread in self._threads:
             thread.join(timeout=self.config.kill_grace + 1)
-        self.completer.stop()
+        self.fetcher.join()  # writes the outcomes still queued
         self._hand_back(handed_back)
         self.supervisor.stop()
         if self.maintenance is not None:

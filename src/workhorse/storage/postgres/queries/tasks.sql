@@ -125,14 +125,25 @@ VALUES (%(task_id)s, %(attempt)s, %(runner_id)s, %(start_time)s, %(end_time)s, %
 ON CONFLICT (task_id, attempt) DO NOTHING;
 
 -- name: attempts
--- Every recorded attempt of a task, oldest first.
-SELECT * FROM task_attempts WHERE task_id = %(task_id)s ORDER BY attempt;
+-- Every attempt of a task, oldest first. An attempt that ended the task is not
+-- copied to task_attempts (the task row already holds it) unless a rescue or a
+-- shutdown wrote it there.
+SELECT task_id, attempt, runner_id, start_time, end_time, status, error
+FROM task_attempts WHERE task_id = %(task_id)s
+UNION ALL
+SELECT t.id, t.attempt, t.runner_id, t.start_time, t.end_time, t.status, t.error
+FROM tasks t
+WHERE t.id = %(task_id)s AND t.attempt > 0
+  AND t.status IN ('complete', 'error', 'cancelled', 'timeout', 'killed')
+  AND NOT EXISTS (SELECT 1 FROM task_attempts a WHERE a.task_id = t.id AND a.attempt = t.attempt)
+ORDER BY attempt;
 
 -- name: heartbeat
--- Extend every lease this runner holds; says which it holds and which are to be cancelled.
+-- Extend the leases of :ids this runner holds; says which it holds and which are to be
+-- cancelled.
 UPDATE tasks SET
     lease_expires_at = coalesce(%(now)s::float8, extract(epoch from now())) + %(lease_seconds)s
-WHERE runner_id = %(runner_id)s AND status = 'running'
+WHERE id = ANY(%(ids)s) AND runner_id = %(runner_id)s AND status = 'running'
 RETURNING id, lease_token, cancel_requested;
 
 -- name: cancel_queued
