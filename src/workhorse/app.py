@@ -16,7 +16,6 @@ the same code in a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import threading
@@ -48,6 +47,13 @@ _TASK_OPTION_NAMES = (
     "max_concurrency",
 )
 WAIT_POLL_MAX = 0.2
+
+
+async def _in_thread(fn: Callable[[], R]) -> R:
+    """Run blocking `fn` off the event loop (asyncio is loaded only by async callers)."""
+    import asyncio  # keeps it out of every runner's start-up
+
+    return await asyncio.to_thread(fn)
 
 
 class App:
@@ -256,7 +262,7 @@ class App:
         self, code_name: str, payload: Any = None, **options: Any
     ) -> TaskHandle:
         """`queue` for async callers."""
-        return await asyncio.to_thread(
+        return await _in_thread(
             functools.partial(self.queue, code_name, payload, **options)
         )
 
@@ -265,7 +271,7 @@ class App:
     ) -> list[TaskHandle]:
         """`queue_many` for async callers."""
         items = list(payloads)
-        return await asyncio.to_thread(
+        return await _in_thread(
             functools.partial(self.queue_many, code_name, items, **options)
         )
 
@@ -317,7 +323,7 @@ class TaskFunction(Generic[P, R]):
 
     async def aqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
         """`queue` for async callers."""
-        return await asyncio.to_thread(functools.partial(self.queue, *args, **kwargs))
+        return await _in_thread(functools.partial(self.queue, *args, **kwargs))
 
 
 class _Bound:
@@ -331,7 +337,7 @@ class _Bound:
         )
 
     async def aqueue(self, *args: Any, **kwargs: Any) -> TaskHandle:
-        return await asyncio.to_thread(functools.partial(self.queue, *args, **kwargs))
+        return await _in_thread(functools.partial(self.queue, *args, **kwargs))
 
 
 class TaskHandle:
@@ -420,7 +426,7 @@ class TaskHandle:
 
     async def await_done(self, timeout: float | None = None) -> TaskHandle:  # noqa: ASYNC109
         """`wait` for async callers (the same deadline semantics as `wait`)."""
-        return await asyncio.to_thread(self.wait, timeout)
+        return await _in_thread(functools.partial(self.wait, timeout))
 
     def cancel(self) -> TaskStatus:
         """Cancel (queued: at once; running: the runner stops it). Idempotent."""

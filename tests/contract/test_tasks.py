@@ -155,8 +155,7 @@ def test_finish_with_the_current_token_applies(
 ) -> None:
     queue(client)
     (task,) = claim(storage)
-    done = finish(storage, task.id, "tok", result='{"ok":1}')
-    assert [f.task_id for f in done] == [task.id]
+    assert finish(storage, task.id, "tok", result='{"ok":1}') == 1
     stored = client.get(task.id)
     assert (stored.status, stored.result, stored.lease_token) == (
         TaskStatus.COMPLETE,
@@ -170,8 +169,21 @@ def test_finish_with_the_current_token_applies(
 def test_a_stale_token_cannot_finish(storage: Storage, client: Client) -> None:
     queue(client)
     (task,) = claim(storage)
-    assert finish(storage, task.id, "someone-else") == []
+    assert finish(storage, task.id, "someone-else") == 0
+    stale_retry = {"status": TaskStatus.ERROR, "retry_delay": 0, "log": "late output"}
+    assert finish(storage, task.id, "someone-else", **stale_retry) == 0
     assert client.get(task.id).status == TaskStatus.RUNNING
+    assert client.attempts(task.id) == []
+    assert client.log(task.id) == ""
+
+
+def test_output_known_at_the_end_is_stored_with_the_attempt(
+    storage: Storage, client: Client
+) -> None:
+    queue(client)
+    (task,) = claim(storage)
+    assert finish(storage, task.id, "tok", log="all done\n") == 1
+    assert client.log(task.id) == "all done\n"
 
 
 def test_two_runners_cannot_both_complete_one_attempt(
@@ -185,16 +197,16 @@ def test_two_runners_cannot_both_complete_one_attempt(
     )
     (again,) = claim(storage, runner="new", token="new", now=NOW + LEASE + 2)
     assert again.id == task.id
-    assert finish(storage, task.id, "old") == []
-    assert len(finish(storage, task.id, "new")) == 1
+    assert finish(storage, task.id, "old") == 0
+    assert finish(storage, task.id, "new") == 1
     assert client.get(task.id).status == TaskStatus.COMPLETE
 
 
 def test_finishing_twice_applies_once(storage: Storage, client: Client) -> None:
     queue(client)
     (task,) = claim(storage)
-    assert len(finish(storage, task.id, "tok")) == 1
-    assert finish(storage, task.id, "tok") == []
+    assert finish(storage, task.id, "tok") == 1
+    assert finish(storage, task.id, "tok") == 0
 
 
 def test_retry_sends_the_task_back_with_a_delay(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 
 from workhorse.domain.task import Task
 from workhorse.storage import Storage
+from workhorse.storage.queries import load
 
 
 def test_tasks_table_columns_follow_the_task_fields(
@@ -27,3 +29,12 @@ def test_tasks_table_columns_follow_the_task_fields(
         names = [r["column_name"] for r in rows]
     expected = ["seq", *(f.name for f in fields(Task))]
     assert names[: len(expected)] == expected
+
+
+def test_sqlite_claim_reads_back_the_columns_in_table_order() -> None:
+    """claim_read lists the columns itself (JSON rows), so it must follow them too."""
+    sql = load("sqlite")["tasks.claim_read"]
+    listed = re.search(r"json_array\((.*?)\)\) AS tasks", sql, re.S)
+    assert listed is not None
+    names = [n.strip() for n in listed.group(1).split(",")]
+    assert names == ["seq", *(f.name for f in fields(Task))]

@@ -41,6 +41,9 @@ LAST_CHUNK = 1_000_000
 
 
 _STATUS_AT = _TASK_FIELDS.index("status")
+# Positions in a row that starts with seq.
+_PRIORITY_AT = 1 + _TASK_FIELDS.index("priority")
+_RUN_AT_AT = 1 + _TASK_FIELDS.index("run_at")
 _BOOLS_AT = tuple(_TASK_FIELDS.index(n) for n in _BOOL_FIELDS)
 _N_FIELDS = len(_TASK_FIELDS)
 
@@ -185,87 +188,90 @@ class TaskStore(_Store):
             running = self.conn.fetch_one(self.q["tasks.count_running"], key)
             free = int(capped["max_concurrency"]) - int(running["n"] if running else 0)
             if free > 0:
-                rows = self.conn.fetch_all(
-                    self.q["tasks.claim_code"],
-                    {**params, **key, "limit": min(room, free)},
+                claimed.extend(
+                    self._lease(
+                        "tasks.claim_code", {**params, **key, "limit": min(room, free)}
+                    )
                 )
-                claimed.extend(task_from_row(r) for r in rows)
         room = limit - len(claimed)
         if room > 0:
-            rows = self.conn.fetch_all(self.q["tasks.claim"], {**params, "limit": room})
-            claimed.extend(task_from_row(r) for r in rows)
+            claimed.extend(self._lease("tasks.claim", {**params, "limit": room}))
         claimed.sort(key=lambda t: (-t.priority, t.run_at))
         return claimed
 
+    def _lease(self, query: str, params: dict[str, Any]) -> builtins.list[Task]:
+        """Run one claim query: PostgreSQL leases and returns rows in one statement;
+        SQLite picks, leases and reads back in three, each giving a single row
+        (see the comment on its `tasks.claim`)."""
+        if self.db.dialect != "sqlite":
+            return [
+                task_from_row(r) for r in self.conn.fetch_all(self.q[query], params)
+            ]
+        picked = self.conn.fetch_one(self.q[query], params)
+        seqs = picked["seqs"] if picked is not None else "[]"
+        if seqs == "[]":
+            return []
+        leased = {**params, "seqs": seqs}
+        self.conn.execute(self.q["tasks.claim_mark"], leased)
+        read = self.conn.fetch_one(self.q["tasks.claim_read"], leased)
+        rows = json.loads(read["tasks"]) if read is not None else []
+        rows.sort(key=lambda r: (-r[_PRIORITY_AT], r[_RUN_AT_AT], r[0]))
+        return [task_from_row(r) for r in rows]
+
     def finish_many(
         self, outcomes: Sequence[Outcome], *, now: float | None = None
-    ) -> builtins.list[Finished]:
-        """Record outcomes whose lease still holds, in one statement; stale ones are left out.
+    ) -> int:
+        """Record outcomes whose lease still holds; stale ones change nothing.
 
-        An attempt followed by a retry is copied to task_attempts; the attempt
-        that ends the task stays in the task row (`attempts()` reads both). Logs,
-        when given, are stored per attempt.
+        Returns how many were recorded. An attempt followed by a retry is copied
+        to task_attempts; the attempt that ends the task stays in the task row
+        (`attempts()` reads both). Output known at the end goes after any
+        streamed chunks. Every statement takes its batch as one JSON parameter
+        and returns no rows, so the whole write is a handful of steps.
         """
-        batch = [
-            {
-                "id": o.task_id,
-                "token": o.lease_token,
-                "status": "queued" if o.retry_delay is not None else o.status.value,
-                "retry_delay": o.retry_delay or 0.0,
-                "result": o.result,
-                "error": o.error,
-            }
-            for o in outcomes
-        ]
-        rows = self.conn.fetch_all(
+        batch = []
+        retried = []
+        logs = []
+        for o in outcomes:
+            status = o.status.value
+            if o.retry_delay is not None:
+                retried.append(
+                    {
+                        "id": o.task_id,
+                        "token": o.lease_token,
+                        "status": status,
+                        "error": o.error,
+                    }
+                )
+                status = "queued"
+            if o.log:
+                logs.append({"id": o.task_id, "token": o.lease_token, "log": o.log})
+            batch.append(
+                {
+                    "id": o.task_id,
+                    "token": o.lease_token,
+                    "status": status,
+                    "retry_delay": o.retry_delay or 0.0,
+                    "result": o.result,
+                    "error": o.error,
+                }
+            )
+        if retried:
+            self.conn.execute(
+                self.q["tasks.finish_attempts"],
+                {"batch": json.dumps(retried), "now": now},
+            )
+        if logs:
+            self.conn.execute(
+                self.q["tasks.finish_logs"],
+                {"batch": json.dumps(logs), "chunk": LAST_CHUNK},
+            )
+        applied = self.conn.execute(
             self.q["tasks.finish"], {"batch": json.dumps(batch), "now": now}
         )
-        by_id = {
-            o.task_id: (o, str(b["status"]))
-            for o, b in zip(outcomes, batch, strict=True)
-        }
-        done: builtins.list[Finished] = []
-        attempts: builtins.list[dict[str, Any]] = []
-        logs: builtins.list[dict[str, Any]] = []
-        for row in rows:
-            outcome, status = by_id[row["id"]]
-            done.append(
-                Finished(
-                    row["id"],
-                    row["project_id"],
-                    row["attempt"],
-                    status,
-                    row["parent_id"],
-                )
-            )
-            if status == "queued":  # a final attempt stays in the task row
-                attempts.append(
-                    {
-                        "task_id": row["id"],
-                        "attempt": row["attempt"],
-                        "runner_id": row["runner_id"],
-                        "start_time": row["start_time"],
-                        "end_time": row["end_time"],
-                        "status": outcome.status.value,
-                        "error": outcome.error,
-                    }
-                )
-            if outcome.log:
-                logs.append(
-                    {
-                        "task_id": row["id"],
-                        "attempt": row["attempt"],
-                        "chunk": LAST_CHUNK,
-                        "data": outcome.log,
-                    }
-                )
-        if attempts:
-            self.conn.execute_many(self.q["tasks.insert_attempt"], attempts)
-        if logs:
-            self.conn.execute_many(self.q["tasks.append_log"], logs)
-        if any(f.status == "queued" for f in done):
+        if retried and applied:
             self.conn.notify("tasks")
-        return done
+        return applied
 
     def release(
         self, handed_back: Sequence[tuple[str, str, bool]], *, now: float | None = None

@@ -109,7 +109,7 @@ class Fetcher:
         token = new_token()
 
         def cycle(tx: Transaction) -> tuple[int, list[Task]]:
-            applied = len(tx.tasks.finish_many(outcomes)) if outcomes else 0
+            applied = tx.tasks.finish_many(outcomes) if outcomes else 0
             tasks = (
                 tx.tasks.claim(token=token, limit=limit, **self.claim_args)  # type: ignore[arg-type]
                 if limit

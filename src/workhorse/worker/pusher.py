@@ -22,9 +22,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
-
-import httpx
 
 from workhorse.client import Client
 from workhorse.domain.message import MAX_PER_CALL, Message, NewMessage
@@ -45,6 +44,9 @@ from workhorse.queues import MessageQueues, check_alerts, expire_messages
 from workhorse.queues.push import PushRounds
 from workhorse.storage import Storage
 from workhorse.storage.messages import PUSH_KEY
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +96,10 @@ class Pusher:
         self.config = config or PusherConfig()
         self.allow = parse_allow_list(storage.settings.push_allow)
         self.resolver = resolver
-        self._http = httpx.Client(
-            timeout=self.config.request_timeout, follow_redirects=False, trust_env=False
-        )
+        # The HTTP client (and httpx itself) is loaded on the first webhook: most
+        # runners never deliver one, and importing it slows every start.
+        self._http_client: httpx.Client | None = None
+        self._http_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(
             self.config.concurrency, thread_name_prefix="push"
         )
@@ -130,7 +133,20 @@ class Pusher:
             pending = set(self._futures)
         wait_futures(pending, timeout=timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._http.close()
+        if self._http_client is not None:
+            self._http_client.close()
+
+    def _http(self) -> httpx.Client:
+        with self._http_lock:
+            if self._http_client is None:
+                import httpx  # see __init__
+
+                self._http_client = httpx.Client(
+                    timeout=self.config.request_timeout,
+                    follow_redirects=False,
+                    trust_env=False,
+                )
+            return self._http_client
 
     def _loop(self) -> None:
         listener = self.storage.listen([PUSH_KEY])
@@ -318,6 +334,9 @@ class Pusher:
     def _send_http(
         self, queue: QueueInfo, message: Message, subscriber: Subscriber
     ) -> Attempt:
+        http = self._http()
+        import httpx  # loaded by self._http() already
+
         url = httpx.URL(subscriber.url)
         host = url.host
         port = url.port or (443 if url.scheme == "https" else 80)
@@ -340,7 +359,7 @@ class Pusher:
         headers["Host"] = url.netloc.decode("ascii")
         extensions = {"sni_hostname": host} if url.scheme == "https" else {}
         try:
-            with self._http.stream(
+            with http.stream(
                 "POST",
                 url.copy_with(host=addresses[0]),
                 content=message.body.encode("utf-8"),

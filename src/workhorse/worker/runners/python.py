@@ -7,12 +7,11 @@ returns. Code packages (child processes) are the tool for hard limits.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workhorse.domain.task import TaskStatus, compact_json, decode_python_payload
 from workhorse.errors import TaskInterrupted, WorkhorseError
@@ -20,6 +19,9 @@ from workhorse.worker import capture
 from workhorse.worker.context import TaskContext, reset_current, set_current
 from workhorse.worker.registry import Registry, TaskDefinition
 from workhorse.worker.runners.base import Running, RunResult
+
+if TYPE_CHECKING:
+    import asyncio
 
 MAX_TRACEBACK_CHARS = 8000
 
@@ -123,6 +125,8 @@ class PythonRunner:
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
+            import asyncio  # loaded only by runners with async tasks
+
             loop = asyncio.new_event_loop()
             thread = threading.Thread(
                 target=loop.run_forever, name="async-tasks", daemon=True
@@ -139,6 +143,8 @@ class PythonRunner:
         kwargs: dict[str, Any],
     ) -> RunResult:
         loop = self._ensure_loop()
+        import asyncio  # see _ensure_loop
+
         future = asyncio.run_coroutine_threadsafe(
             self._run_async(running, definition, args, kwargs), loop
         )

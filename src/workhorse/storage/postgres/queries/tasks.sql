@@ -104,7 +104,8 @@ RETURNING tasks.*;
 
 -- name: finish
 -- End the attempts in %(batch)s (JSON [{id, token, status, retry_delay, result, error}])
--- whose lease still holds: a final status, or back to queued for a retry.
+-- whose lease still holds: a final status, or back to queued for a retry. The count of
+-- rows changed says how many held.
 UPDATE tasks t SET
     status = b.status,
     run_at = CASE WHEN b.status = 'queued'
@@ -115,8 +116,27 @@ UPDATE tasks t SET
     lease_token = NULL, lease_expires_at = NULL, cancel_requested = FALSE
 FROM jsonb_to_recordset(%(batch)s::jsonb)
      AS b(id text, token text, status text, retry_delay float8, result text, error text)
-WHERE t.id = b.id AND t.lease_token = b.token AND t.status = 'running'
-RETURNING t.id, t.project_id, t.attempt, t.runner_id, t.start_time, t.end_time, t.parent_id;
+WHERE t.id = b.id AND t.lease_token = b.token AND t.status = 'running';
+
+-- name: finish_attempts
+-- Before `finish`: copy the attempts in %(batch)s (JSON [{id, token, status, error}])
+-- whose lease still holds to task_attempts (used for attempts followed by a retry).
+INSERT INTO task_attempts (task_id, attempt, runner_id, start_time, end_time, status, error)
+SELECT t.id, t.attempt, t.runner_id, t.start_time, coalesce(%(now)s::float8, extract(epoch from now())), b.status, b.error
+FROM jsonb_to_recordset(%(batch)s::jsonb) AS b(id text, token text, status text, error text)
+JOIN tasks t ON t.id = b.id
+WHERE t.lease_token = b.token AND t.status = 'running'
+ON CONFLICT (task_id, attempt) DO NOTHING;
+
+-- name: finish_logs
+-- Before `finish`: store the output in %(batch)s (JSON [{id, token, log}]) of attempts
+-- whose lease still holds, after any streamed chunks.
+INSERT INTO task_logs (task_id, attempt, chunk, data)
+SELECT t.id, t.attempt, %(chunk)s, b.log
+FROM jsonb_to_recordset(%(batch)s::jsonb) AS b(id text, token text, log text)
+JOIN tasks t ON t.id = b.id
+WHERE t.lease_token = b.token AND t.status = 'running'
+ON CONFLICT (task_id, attempt, chunk) DO NOTHING;
 
 -- name: insert_attempt
 -- Record how one attempt ended.

@@ -43,13 +43,13 @@ ORDER BY seq DESC
 LIMIT :limit;
 
 -- name: claim
--- Lease up to :limit due tasks this runner can run, highest priority first,
--- FIFO within a priority; codes with a concurrency cap or paused are left to claim_code.
-UPDATE tasks SET status = 'running', attempt = attempt + 1, lease_token = :token,
-    runner_id = :runner_id,
-    lease_expires_at = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :lease_seconds,
-    start_time = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0), end_time = NULL
-WHERE seq IN (
+-- Pick up to :limit due tasks this runner can run, highest priority first, FIFO within
+-- a priority; codes with a concurrency cap or paused are left to claim_code. Returns
+-- one row: the picked seqs as JSON, which claim_mark leases and claim_read returns.
+-- (Three one-row statements rather than UPDATE ... RETURNING: SQLite hands every
+-- returned row to Python in a step of its own, and each step lets the runner's other
+-- threads in while this transaction holds the database's only write lock.)
+SELECT json_group_array(seq) AS seqs FROM (
     SELECT t.seq FROM tasks t
     WHERE t.status = 'queued' AND t.cluster = :cluster
       AND t.run_at <= coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)
@@ -60,8 +60,25 @@ WHERE seq IN (
                         AND (c.paused OR c.max_concurrency IS NOT NULL))
     ORDER BY t.priority DESC, t.run_at, t.seq
     LIMIT :limit
-)
-RETURNING *;
+);
+
+-- name: claim_mark
+-- Lease the tasks picked by claim or claim_code (:seqs, a JSON array).
+UPDATE tasks SET status = 'running', attempt = attempt + 1, lease_token = :token,
+    runner_id = :runner_id,
+    lease_expires_at = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :lease_seconds,
+    start_time = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0), end_time = NULL
+WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status = 'queued';
+
+-- name: claim_read
+-- The tasks just leased, as one JSON array of rows (seq, then Task's fields in order);
+-- times come back to 15 significant digits (10 us).
+SELECT json_group_array(json_array(
+    seq, id, project_id, code_name, kind, code_revision, payload, status, priority, run_at,
+    timeout, label, cluster, retries, retries_delay, backoff, attempt, lost_count,
+    lease_token, lease_expires_at, runner_id, created_at, start_time, end_time, result,
+    error, progress, progress_message, cancel_requested, schedule_id, parent_id)) AS tasks
+FROM tasks WHERE seq IN (SELECT value FROM json_each(:seqs)) AND lease_token = :token;
 
 -- name: capped_codes
 -- Codes with a concurrency cap, not paused, that have due work this runner can run.
@@ -84,24 +101,22 @@ SELECT count(*) AS n FROM tasks
 WHERE status = 'running' AND project_id = :project_id AND code_name = :code_name;
 
 -- name: claim_code
--- Lease up to :limit due tasks of one code.
-UPDATE tasks SET status = 'running', attempt = attempt + 1, lease_token = :token,
-    runner_id = :runner_id,
-    lease_expires_at = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :lease_seconds,
-    start_time = coalesce(:now, (julianday('now') - 2440587.5) * 86400.0), end_time = NULL
-WHERE seq IN (
+-- Pick up to :limit due tasks of one code (then claim_mark and claim_read, as for claim).
+SELECT json_group_array(seq) AS seqs FROM (
     SELECT t.seq FROM tasks t
     WHERE t.status = 'queued' AND t.cluster = :cluster
       AND t.project_id = :project_id AND t.code_name = :code_name
       AND t.run_at <= coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)
     ORDER BY t.priority DESC, t.run_at, t.seq
     LIMIT :limit
-)
-RETURNING *;
+);
 
 -- name: finish
 -- End the attempts in :batch (JSON [{id, token, status, retry_delay, result, error}])
--- whose lease still holds: a final status, or back to queued for a retry.
+-- whose lease still holds: a final status, or back to queued for a retry. No rows are
+-- returned (the count of rows changed says how many held): SQLite hands each returned
+-- row to Python in a step of its own, and each step lets other threads in while this
+-- transaction holds the write lock.
 UPDATE tasks SET
     status = b.b_status,
     run_at = CASE WHEN b.b_status = 'queued'
@@ -114,8 +129,25 @@ FROM (SELECT value ->> 'id' AS b_id, value ->> 'token' AS b_token, value ->> 'st
              value ->> 'retry_delay' AS b_retry_delay, value ->> 'result' AS b_result,
              value ->> 'error' AS b_error
       FROM json_each(:batch)) AS b
-WHERE id = b.b_id AND lease_token = b.b_token AND status = 'running'
-RETURNING id, project_id, attempt, runner_id, start_time, end_time, parent_id;
+WHERE id = b.b_id AND lease_token = b.b_token AND status = 'running';
+
+-- name: finish_attempts
+-- Before `finish`: copy the attempts in :batch (JSON [{id, token, status, error}]) whose
+-- lease still holds to task_attempts (used for attempts followed by a retry).
+INSERT INTO task_attempts (task_id, attempt, runner_id, start_time, end_time, status, error)
+SELECT t.id, t.attempt, t.runner_id, t.start_time, coalesce(:now, (julianday('now') - 2440587.5) * 86400.0), b.value ->> 'status', b.value ->> 'error'
+FROM json_each(:batch) AS b JOIN tasks t ON t.id = b.value ->> 'id'
+WHERE t.lease_token = b.value ->> 'token' AND t.status = 'running'
+ON CONFLICT (task_id, attempt) DO NOTHING;
+
+-- name: finish_logs
+-- Before `finish`: store the output in :batch (JSON [{id, token, log}]) of attempts whose
+-- lease still holds, after any streamed chunks.
+INSERT INTO task_logs (task_id, attempt, chunk, data)
+SELECT t.id, t.attempt, :chunk, b.value ->> 'log'
+FROM json_each(:batch) AS b JOIN tasks t ON t.id = b.value ->> 'id'
+WHERE t.lease_token = b.value ->> 'token' AND t.status = 'running'
+ON CONFLICT (task_id, attempt, chunk) DO NOTHING;
 
 -- name: insert_attempt
 -- Record how one attempt ended.
