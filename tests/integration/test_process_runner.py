@@ -8,12 +8,12 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.factories import package_task
 from workhorse.domain.limits import code_options
 from workhorse.domain.task import Task, TaskStatus
 from workhorse.worker.runners.base import Running
@@ -30,29 +30,14 @@ WAIT = 30.0
 
 
 def make_task(**overrides: Any) -> Task:
-    values: dict[str, Any] = {f.name: None for f in fields(Task)}
-    values.update(
-        id=f"pr{os.getpid()}",
-        project_id="p",
-        code_name="probe",
-        kind="package",
-        code_revision=1,
-        payload='{"n": 1}',
-        status=TaskStatus.RUNNING,
-        priority=0,
-        run_at=0.0,
-        timeout=60,
-        cluster="default",
-        retries=0,
-        retries_delay=0,
-        backoff=False,
-        attempt=1,
-        lost_count=0,
-        created_at=0.0,
-        cancel_requested=False,
+    return package_task(
+        **{
+            "id": f"pr{os.getpid()}",
+            "code_name": "probe",
+            "payload": '{"n": 1}',
+            **overrides,
+        }
     )
-    values.update(overrides)
-    return Task(**values)
 
 
 class Source:

@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 import resource
 import subprocess
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.factories import package_task
 from workhorse.domain.limits import MIB, Limits, code_options
-from workhorse.domain.task import Task, TaskStatus
+from workhorse.domain.task import Task
 from workhorse.worker.runners.cgroups import CgroupHost, TaskCgroup
 from workhorse.worker.runners.containment import limits_script, rlimits
 from workhorse.worker.runners.docker import DockerLauncher
@@ -23,29 +23,7 @@ from workhorse.worker.runners.sandbox import BwrapLauncher, _name_in
 
 
 def make_task(**overrides: Any) -> Task:
-    values: dict[str, Any] = {f.name: None for f in fields(Task)}
-    values.update(
-        id="t1",
-        project_id="p",
-        code_name="hello",
-        kind="package",
-        code_revision=3,
-        payload="{}",
-        status=TaskStatus.RUNNING,
-        priority=0,
-        run_at=0.0,
-        timeout=60,
-        cluster="default",
-        retries=0,
-        retries_delay=0,
-        backoff=False,
-        attempt=1,
-        lost_count=0,
-        created_at=0.0,
-        cancel_requested=False,
-    )
-    values.update(overrides)
-    return Task(**values)
+    return package_task(**{"code_revision": 3, **overrides})
 
 
 def make_spec(tmp_path: Path, **options: Any) -> ProcessSpec:
