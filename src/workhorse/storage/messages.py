@@ -157,6 +157,11 @@ class MessageStore(_Store):
 
     # -- queues -----------------------------------------------------------------------
 
+    def _queue(self, query: str, params: dict[str, Any]) -> QueueInfo | None:
+        """The queue row `query` returns, or None."""
+        row = self.conn.fetch_one(self.q[query], params)
+        return None if row is None else queue_from_row(row)
+
     def create_queue(
         self,
         project_id: str,
@@ -167,8 +172,8 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> QueueInfo | None:
         """Create a queue; None when it already exists."""
-        row = self.conn.fetch_one(
-            self.q["messages.create_queue"],
+        return self._queue(
+            "messages.create_queue",
             {
                 "project_id": project_id,
                 "name": name,
@@ -177,21 +182,18 @@ class MessageStore(_Store):
                 **settings_params(settings),
             },
         )
-        return None if row is None else queue_from_row(row)
 
     def get_queue(self, project_id: str, name: str) -> QueueInfo | None:
         """A queue's settings and total count (no size), or None."""
-        row = self.conn.fetch_one(
-            self.q["messages.get_queue"], {"project_id": project_id, "name": name}
+        return self._queue(
+            "messages.get_queue", {"project_id": project_id, "name": name}
         )
-        return None if row is None else queue_from_row(row)
 
     def lock_queue(self, project_id: str, name: str) -> QueueInfo | None:
         """A queue, locked against settings changes until the transaction ends."""
-        row = self.conn.fetch_one(
-            self.q["messages.lock_queue"], {"project_id": project_id, "name": name}
+        return self._queue(
+            "messages.lock_queue", {"project_id": project_id, "name": name}
         )
-        return None if row is None else queue_from_row(row)
 
     def update_queue(
         self,
@@ -202,8 +204,8 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> QueueInfo | None:
         """Store new settings; None when the queue does not exist."""
-        row = self.conn.fetch_one(
-            self.q["messages.update_queue"],
+        return self._queue(
+            "messages.update_queue",
             {
                 "project_id": project_id,
                 "name": name,
@@ -211,7 +213,6 @@ class MessageStore(_Store):
                 **settings_params(settings),
             },
         )
-        return None if row is None else queue_from_row(row)
 
     def delete_queue(self, project_id: str, name: str) -> bool:
         """Delete a queue, its messages and their push status; False if none."""
