@@ -73,12 +73,16 @@ class Database(Protocol):
         ...
 
     def transaction(
-        self, *, write: bool = True, single: bool = False
+        self, *, write: bool = True, single: bool = False, durable: bool = True
     ) -> AbstractContextManager[Connection]:
         """A transaction; writes take the write lock up front (SQLite IMMEDIATE).
 
         `single`: the caller runs one statement, atomic by itself; an adapter may
         skip BEGIN/COMMIT for it.
+        `durable=False`: the commit need not reach the disk before it returns (no
+        fsync); a crash of the machine (SQLite) or of the database server
+        (PostgreSQL) may undo it, but never while keeping a later durable commit.
+        Only for writes whose loss leaves nothing acknowledged behind (claims).
         """
         ...
 

@@ -713,6 +713,7 @@ class Storage:
         write: bool = True,
         retry_for: float | None = None,
         single_statement: bool = False,
+        durable: bool = True,
     ) -> T:
         """`fn(tx)` in a transaction, retried while the database is unavailable.
 
@@ -723,6 +724,8 @@ class Storage:
                 itself; PostgreSQL then skips BEGIN/COMMIT (one round trip).
             retry_for: give up after this many seconds (None: the producer budget
                 from settings; `float('inf')`: never).
+            durable: False when losing the commit to a crash would leave nothing
+                acknowledged behind (see `Database.transaction`).
 
         Raises:
             StorageUnavailable: the database stayed unavailable for `retry_for`.
@@ -734,7 +737,9 @@ class Storage:
         delay = 0.01
         while True:
             try:
-                with self.db.transaction(write=write, single=single_statement) as conn:
+                with self.db.transaction(
+                    write=write, single=single_statement, durable=durable
+                ) as conn:
                     return fn(Transaction(conn, self.db))
             except Exception as exc:
                 if not self.db.is_transient(exc):

@@ -117,7 +117,12 @@ class Fetcher:
             )
             return applied, tasks
 
-        applied, tasks = self.storage.run(cycle, retry_for=float("inf"))
+        # A cycle that only claims need not wait for the disk: if a crash undoes
+        # it, its tasks are simply queued again (and their lease tokens, unknown
+        # to the database, can record nothing). Outcomes are acknowledgements.
+        applied, tasks = self.storage.run(
+            cycle, retry_for=float("inf"), durable=bool(outcomes)
+        )
         if outcomes:
             self.completer.recorded_batch(outcomes, applied)
         for task in tasks:

@@ -83,14 +83,21 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(
-        self, *, write: bool = True, single: bool = False
+        self, *, write: bool = True, single: bool = False, durable: bool = True
     ) -> Iterator[PostgresConnection]:
-        """A pooled connection in BEGIN ... COMMIT (or autocommit for one statement)."""
+        """A pooled connection in BEGIN ... COMMIT (or autocommit for one statement).
+
+        `durable=False` turns synchronous_commit off for this transaction: COMMIT
+        returns before its WAL record is flushed (the WAL writer flushes it within
+        a fraction of a second; a later synchronous commit flushes it first).
+        """
         with self.pool.connection() as conn:
             if single:
                 yield PostgresConnection(conn)
                 return
             with conn.transaction():
+                if not durable:
+                    conn.execute("SET LOCAL synchronous_commit TO off")
                 yield PostgresConnection(conn)
 
     def listen(self, keys: Sequence[str], *, urgent: bool = False) -> HubListener:

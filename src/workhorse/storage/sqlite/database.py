@@ -153,18 +153,24 @@ class SqliteDatabase:
 
     @contextmanager
     def transaction(
-        self, *, write: bool = True, single: bool = False
+        self, *, write: bool = True, single: bool = False, durable: bool = True
     ) -> Iterator[SqliteConnection]:
         """BEGIN IMMEDIATE for writes (one writer), deferred BEGIN for reads.
 
         `single` makes no difference here: in-process statements cost no round trips.
+        `durable=False` commits without syncing the WAL (synchronous=NORMAL for this
+        transaction): the frames are written, so a process crash keeps them; the
+        next durable commit syncs them along with its own.
         """
         conn = self._conn()
         tx = SqliteConnection(conn)
         self._local.tx = tx
+        relaxed = write and not durable and self._synchronous != "NORMAL"
         if write:
             self._write_lock.acquire()
         try:
+            if relaxed:
+                conn.execute("PRAGMA synchronous=NORMAL")
             _begin(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield tx
@@ -174,6 +180,8 @@ class SqliteDatabase:
                     conn.execute("ROLLBACK")
                 raise
         finally:
+            if relaxed:
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
             self._local.tx = None
             if write:
                 self._write_lock.release()
