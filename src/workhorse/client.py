@@ -30,6 +30,7 @@ from workhorse.domain.task import (
     TaskOptions,
     TaskStatus,
     build_task,
+    build_tasks,
 )
 from workhorse.errors import InvalidInput, NotFound
 from workhorse.settings import Settings
@@ -211,17 +212,27 @@ class Client:
             lambda tx: self._code_defaults(tx, code_name), write=False
         )
         # Everything is validated before anything is written: bad input changes nothing.
-        tasks = [
-            build_task(
-                task_id=new_id(),
+        if per_task:
+            tasks = [
+                build_task(
+                    task_id=new_id(),
+                    project_id=self.project_id,
+                    code=code,
+                    payload=payload,
+                    options=per_task[i],
+                    max_payload_bytes=self.settings.max_payload_bytes,
+                )
+                for i, payload in enumerate(payloads)
+            ]
+        else:
+            tasks = build_tasks(
+                new_id=new_id,
                 project_id=self.project_id,
                 code=code,
-                payload=payload,
-                options=per_task[i] if per_task else base,
+                payloads=payloads,
+                options=base,
                 max_payload_bytes=self.settings.max_payload_bytes,
             )
-            for i, payload in enumerate(payloads)
-        ]
         self.storage.run(lambda tx: tx.tasks.insert_many(tasks), single_statement=True)
         return [t.id for t in tasks]
 

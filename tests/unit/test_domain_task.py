@@ -9,6 +9,7 @@ from workhorse.domain.task import (
     TaskOptions,
     TaskStatus,
     build_task,
+    build_tasks,
     can_move,
     decode_python_payload,
     python_payload,
@@ -69,6 +70,46 @@ def test_options_override_code_defaults() -> None:
 def test_bad_options_name_the_field(options: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         build(**options)
+
+
+def many(payloads: list[object], **options: object):  # type: ignore[no-untyped-def]
+    ids = iter(f"t{i}" for i in range(len(payloads)))
+    return build_tasks(
+        new_id=lambda: next(ids),
+        project_id="p",
+        code=CODE,
+        payloads=payloads,  # type: ignore[arg-type]
+        options=TaskOptions(**options),  # type: ignore[arg-type]
+        max_payload_bytes=100,
+    )
+
+
+def test_a_batch_shares_its_options_and_keeps_each_payload() -> None:
+    tasks = many(["a", "b", "c"], priority=2, label="x")
+    assert [(t.id, t.payload) for t in tasks] == [("t0", "a"), ("t1", "b"), ("t2", "c")]
+    assert {(t.priority, t.label, t.timeout, t.code_name) for t in tasks} == {
+        (2, "x", 60, "resize")
+    }
+
+
+@pytest.mark.parametrize(
+    ("payloads", "error"),
+    [
+        (["ok", "x" * 101], PayloadTooLarge),
+        (["ok", "ok", 42], InvalidInput),
+        (["x" * 101, "ok"], PayloadTooLarge),
+    ],
+)
+def test_every_payload_of_a_batch_is_checked(
+    payloads: list[object], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        many(payloads)
+
+
+def test_a_batch_with_bad_options_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="priority"):
+        many(["a", "b"], priority=7)
 
 
 def test_payload_over_the_limit_is_refused() -> None:

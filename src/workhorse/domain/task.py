@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -307,3 +308,36 @@ def build_task(
         schedule_id=options.schedule_id,
         parent_id=options.parent_id,
     )
+
+
+_SHARED_FIELDS = tuple(
+    f.name for f in fields(NewTask) if f.name not in ("id", "payload")
+)
+
+
+def build_tasks(
+    *,
+    new_id: Callable[[], str],
+    project_id: str,
+    code: CodeDefaults,
+    payloads: Sequence[str],
+    options: TaskOptions,
+    max_payload_bytes: int,
+) -> list[NewTask]:
+    """`build_task` for payloads that share one set of options, checked once."""
+    first = build_task(
+        task_id=new_id(),
+        project_id=project_id,
+        code=code,
+        payload=payloads[0],
+        options=options,
+        max_payload_bytes=max_payload_bytes,
+    )
+    shared = {name: getattr(first, name) for name in _SHARED_FIELDS}
+    tasks = [first]
+    for payload in payloads[1:]:
+        if not isinstance(payload, str):
+            raise InvalidInput("payload must be a string")
+        validate_payload(payload, max_payload_bytes)
+        tasks.append(NewTask(id=new_id(), payload=payload, **shared))
+    return tasks

@@ -2,23 +2,19 @@
 -- :now is NULL in production (the database clock decides) and a fixed time in tests.
 
 -- name: insert
--- Queue the tasks in :batch (a JSON array, in order) in one statement, and announce
--- them on commit; a retried insert with the same ids is a no-op.
+-- Queue one task; the caller runs it once per task (executemany, in order) and
+-- announces the tasks' clusters on commit. A retried insert with the same id is a
+-- no-op. (Plain VALUES bound per row cost SQLite about half of what reading the
+-- same rows out of one JSON batch does.)
 INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
                    run_at, timeout, label, cluster, retries, retries_delay, backoff,
                    created_at, schedule_id, parent_id)
-SELECT value ->> 'id', value ->> 'project_id', value ->> 'code_name', value ->> 'kind',
-       value ->> 'code_revision', value ->> 'payload', 'queued', value ->> 'priority',
-       coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + (value ->> 'delay'),
-       value ->> 'timeout', value ->> 'label', value ->> 'cluster', value ->> 'retries',
-       value ->> 'retries_delay', value ->> 'backoff',
-       coalesce(:now, (julianday('now') - 2440587.5) * 86400.0),
-       value ->> 'schedule_id', value ->> 'parent_id'
-FROM json_each(:batch)
-WHERE true
-ORDER BY key
-ON CONFLICT (id) DO NOTHING
-RETURNING pg_notify('workhorse', 'tasks:' || cluster);
+VALUES (:id, :project_id, :code_name, :kind, :code_revision, :payload, 'queued', :priority,
+        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :delay,
+        :timeout, :label, :cluster, :retries, :retries_delay, :backoff,
+        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0),
+        :schedule_id, :parent_id)
+ON CONFLICT (id) DO NOTHING;
 
 -- name: get
 -- One task of a project.
