@@ -311,35 +311,44 @@ class MessageStore(_Store):
 
         The messages are announced to the queue's consumers (and, for push queues,
         to the pushers) when the transaction commits. On PostgreSQL this is one
-        statement (see `ONE_STATEMENT_POST`); ids already stored are skipped.
+        statement taking a JSON batch (see `ONE_STATEMENT_POST`); SQLite counts
+        the queue, then binds one INSERT per message. Ids already stored are skipped.
         """
-        params = {
-            "project_id": project_id,
-            "queue_name": name,
-            "queue_id": queue_id,
-            "count": len(messages),
-            "rows": _ROWS_JSON(
-                [
-                    {
-                        "id": message_id,
-                        "body": m.body,
-                        "push_headers": encode_push_headers(m.push_headers),
-                        "delay": float(m.delay),
-                    }
-                    for message_id, m in messages
-                ]
-            ),
-            "key": queue_key(project_id, name),
-            "push_key": PUSH_KEY,
-            "now": now,
-        }
+        rows = [
+            {
+                "id": message_id,
+                "body": m.body,
+                "push_headers": encode_push_headers(m.push_headers),
+                "delay": float(m.delay),
+            }
+            for message_id, m in messages
+        ]
         if self.db.dialect in ONE_STATEMENT_POST:
+            params = {
+                "project_id": project_id,
+                "queue_name": name,
+                "queue_id": queue_id,
+                "count": len(messages),
+                "rows": _ROWS_JSON(rows),
+                "key": queue_key(project_id, name),
+                "push_key": PUSH_KEY,
+                "now": now,
+            }
             self.conn.execute(self.q["messages.post"], params)
             return
-        kind, _ = self.upsert_for_post(
+        kind, expiration = self.upsert_for_post(
             project_id, name, queue_id, len(messages), now=now
         )
-        self.conn.execute(self.q["messages.post"], params)
+        # SQLite binds a plain INSERT per message: cheaper for it than a JSON batch.
+        shared = {
+            "project_id": project_id,
+            "queue_name": name,
+            "expiration": expiration,
+            "now": now,
+        }
+        for row in rows:
+            row.update(shared)
+        self.conn.execute_many(self.q["messages.post"], rows)
         self.conn.notify(queue_key(project_id, name))
         if kind is not QueueType.PULL:
             self.conn.notify(PUSH_KEY)

@@ -73,22 +73,18 @@ WHERE project_id = :project_id AND queue_name = :name
   AND expires_at > coalesce(:now, (julianday('now') - 2440587.5) * 86400.0);
 
 -- name: post
--- Post a batch (:rows, a JSON array of {id, body, push_headers, delay}) in order to a queue
--- whose row upsert_for_post has just created or counted in this transaction (SQLite has no
--- data-modifying CTEs, so PostgreSQL's one-statement post is two statements here); ids
--- already stored (a retried post) are skipped. The store announces them on commit.
+-- Post one message (run once per message, in order, by executemany) to a queue whose
+-- row upsert_for_post has just created or counted in this transaction, which also gave
+-- its :expiration (SQLite has no data-modifying CTEs, so PostgreSQL's one-statement post
+-- is two steps here); an id already stored (a retried post) is skipped. The store
+-- announces the messages on commit.
 INSERT INTO mq_messages (id, project_id, queue_name, body, push_headers, state, ord, visible_at,
                          reserved_count, expires_at, created_at)
-SELECT json_extract(r.value, '$.id'), :project_id, :queue_name, json_extract(r.value, '$.body'),
-       json_extract(r.value, '$.push_headers'),
-       CASE WHEN json_extract(r.value, '$.delay') > 0 THEN 'delayed' ELSE 'ready' END, 0,
-       coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + json_extract(r.value, '$.delay'), 0,
-       coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)
-         + (SELECT message_expiration FROM mq_queues WHERE project_id = :project_id AND name = :queue_name),
-       coalesce(:now, (julianday('now') - 2440587.5) * 86400.0)
-FROM json_each(:rows) AS r
-WHERE true  -- an upsert after INSERT ... SELECT needs a WHERE to parse
-ORDER BY r.key
+VALUES (:id, :project_id, :queue_name, :body, :push_headers,
+        CASE WHEN :delay > 0 THEN 'delayed' ELSE 'ready' END, 0,
+        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :delay, 0,
+        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :expiration,
+        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0))
 ON CONFLICT (id) DO NOTHING;
 
 -- name: promote
