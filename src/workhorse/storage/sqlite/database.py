@@ -41,7 +41,8 @@ def path_from_url(url: str) -> Path:
 
 
 def _begin(conn: sqlite3.Connection, statement: str) -> None:
-    """BEGIN, retrying with short pauses while another process holds the lock."""
+    """BEGIN (or another statement that takes a lock), retrying with short pauses
+    while another process holds the lock."""
     pause = LOCK_FIRST_PAUSE
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
@@ -130,7 +131,9 @@ class SqliteDatabase:
         # pg_notify(channel, key) means the same as in PostgreSQL: announce `key`
         # when the transaction commits (to this process now, to others by polling).
         conn.create_function("pg_notify", 2, self._notify_from_sql)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL needs an exclusive lock, and SQLite answers
+        # "locked" at once (no busy handler) when processes open it together.
+        _begin(conn, "PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         # Set-up above may wait in SQLite's busy handler; from here on writers use
         # _begin's finer retry and readers Storage.run's.
