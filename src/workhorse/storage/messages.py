@@ -314,7 +314,7 @@ class MessageStore(_Store):
         statement taking a JSON batch (see `ONE_STATEMENT_POST`); SQLite counts
         the queue, then binds one INSERT per message. Ids already stored are skipped.
         """
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": message_id,
                 "body": m.body,

@@ -46,6 +46,8 @@ _PRIORITY_AT = 1 + _TASK_FIELDS.index("priority")
 _RUN_AT_AT = 1 + _TASK_FIELDS.index("run_at")
 _BOOLS_AT = tuple(_TASK_FIELDS.index(n) for n in _BOOL_FIELDS)
 _N_FIELDS = len(_TASK_FIELDS)
+_STATUSES = {s.value: s for s in TaskStatus}
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def task_from_row(row: Row) -> Task:
@@ -55,7 +57,7 @@ def task_from_row(row: Row) -> Task:
     (tests/unit/test_task_columns.py keeps them in step), so a row maps by position.
     """
     values = list(row.values() if isinstance(row, dict) else row)[1 : _N_FIELDS + 1]
-    values[_STATUS_AT] = TaskStatus(values[_STATUS_AT])
+    values[_STATUS_AT] = _STATUSES[values[_STATUS_AT]]
     for i in _BOOLS_AT:
         values[i] = bool(values[i])
     return Task(*values)
@@ -80,6 +82,87 @@ class Finished:
     parent_id: str | None
 
 
+class ClaimedRows:
+    """The rows one claim leased, not yet decoded into Tasks.
+
+    Parts are JSON arrays of rows (SQLite) or fetched rows (PostgreSQL); rows start
+    with seq, then Task's fields in order.
+    """
+
+    __slots__ = ("_parts", "count")
+
+    def __init__(self) -> None:
+        self._parts: list[str | Sequence[Row]] = []
+        self.count = 0
+
+    def add(self, part: str | Sequence[Row], count: int) -> None:
+        """Keep one statement's rows (`count` of them)."""
+        self._parts.append(part)
+        self.count += count
+
+    def tasks(self) -> list[Task]:
+        """The tasks, highest priority first, then by run_at, then FIFO."""
+        rows: list[Any] = []
+        for part in self._parts:
+            if isinstance(part, str):
+                rows.extend(json.loads(part))
+            else:
+                rows.extend(list(r.values()) for r in part)
+        rows.sort(key=lambda r: (-r[_PRIORITY_AT], r[_RUN_AT_AT], r[0]))
+        return [task_from_row(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeBatch:
+    """Outcomes encoded as the JSON parameters of the finish statements.
+
+    Encoding them before the transaction opens keeps that work out of the time
+    the transaction holds the write lock.
+    """
+
+    count: int
+    finish: str
+    attempts: str | None  # attempts followed by a retry, copied to task_attempts
+    logs: str | None  # output known only at the end
+
+    @classmethod
+    def of(cls, outcomes: Sequence[Outcome]) -> OutcomeBatch:
+        """Encode `outcomes`."""
+        batch = []
+        retried = []
+        logs = []
+        for o in outcomes:
+            status = o.status.value
+            if o.retry_delay is not None:
+                retried.append(
+                    {
+                        "id": o.task_id,
+                        "token": o.lease_token,
+                        "status": status,
+                        "error": o.error,
+                    }
+                )
+                status = "queued"
+            if o.log:
+                logs.append({"id": o.task_id, "token": o.lease_token, "log": o.log})
+            batch.append(
+                {
+                    "id": o.task_id,
+                    "token": o.lease_token,
+                    "status": status,
+                    "retry_delay": o.retry_delay or 0.0,
+                    "result": o.result,
+                    "error": o.error,
+                }
+            )
+        return cls(
+            count=len(batch),
+            finish=_COMPACT_JSON(batch),
+            attempts=_COMPACT_JSON(retried) if retried else None,
+            logs=_COMPACT_JSON(logs) if logs else None,
+        )
+
+
 class _Store:
     def __init__(self, conn: Connection, db: Database) -> None:
         self.conn = conn
@@ -88,7 +171,6 @@ class _Store:
 
 
 _NEW_TASK_FIELDS = tuple(NewTask.__dataclass_fields__)
-_NEW_TASK_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _new_task_row(task: NewTask) -> dict[str, Any]:
@@ -110,7 +192,7 @@ class TaskStore(_Store):
         """
         rows = [_new_task_row(t) for t in tasks]
         if self.db.dialect != "sqlite":
-            batch = _NEW_TASK_JSON(rows)
+            batch = _COMPACT_JSON(rows)
             self.conn.fetch_all(self.q["tasks.insert"], {"batch": batch, "now": now})
             return
         for row in rows:
@@ -164,7 +246,11 @@ class TaskStore(_Store):
         )
         return [(int(r["seq"]), task_from_row(r)) for r in rows]
 
-    def claim(
+    def claim(self, **args: Any) -> builtins.list[Task]:
+        """Lease up to `limit` due tasks (see `claim_rows`), decoded."""
+        return self.claim_rows(**args).tasks()
+
+    def claim_rows(
         self,
         *,
         runner_id: str,
@@ -176,8 +262,12 @@ class TaskStore(_Store):
         limit: int,
         lease_seconds: float,
         now: float | None = None,
-    ) -> builtins.list[Task]:
-        """Lease up to `limit` due tasks, honouring per-code concurrency caps and pauses."""
+    ) -> ClaimedRows:
+        """Lease up to `limit` due tasks, honouring per-code concurrency caps and pauses.
+
+        The rows come back undecoded: the caller turns them into Tasks once the
+        transaction has committed, outside the write lock.
+        """
         params: dict[str, Any] = {
             "runner_id": runner_id,
             "token": token,
@@ -188,9 +278,9 @@ class TaskStore(_Store):
             "lease_seconds": lease_seconds,
             "now": now,
         }
-        claimed: builtins.list[Task] = []
+        claimed = ClaimedRows()
         for capped in self.conn.fetch_all(self.q["tasks.capped_codes"], params):
-            room = limit - len(claimed)
+            room = limit - claimed.count
             if room <= 0:
                 break
             key = {"project_id": capped["project_id"], "code_name": capped["name"]}
@@ -198,38 +288,36 @@ class TaskStore(_Store):
             running = self.conn.fetch_one(self.q["tasks.count_running"], key)
             free = int(capped["max_concurrency"]) - int(running["n"] if running else 0)
             if free > 0:
-                claimed.extend(
-                    self._lease(
-                        "tasks.claim_code", {**params, **key, "limit": min(room, free)}
-                    )
+                self._lease(
+                    "tasks.claim_code",
+                    {**params, **key, "limit": min(room, free)},
+                    claimed,
                 )
-        room = limit - len(claimed)
+        room = limit - claimed.count
         if room > 0:
-            claimed.extend(self._lease("tasks.claim", {**params, "limit": room}))
-        claimed.sort(key=lambda t: (-t.priority, t.run_at))
+            self._lease("tasks.claim", {**params, "limit": room}, claimed)
         return claimed
 
-    def _lease(self, query: str, params: dict[str, Any]) -> builtins.list[Task]:
+    def _lease(self, query: str, params: dict[str, Any], into: ClaimedRows) -> None:
         """Run one claim query: PostgreSQL leases and returns rows in one statement;
         SQLite picks, leases and reads back in three, each giving a single row
         (see the comment on its `tasks.claim`)."""
         if self.db.dialect != "sqlite":
-            return [
-                task_from_row(r) for r in self.conn.fetch_all(self.q[query], params)
-            ]
+            rows = self.conn.fetch_all(self.q[query], params)
+            into.add(rows, len(rows))
+            return
         picked = self.conn.fetch_one(self.q[query], params)
         seqs = picked["seqs"] if picked is not None else "[]"
         if seqs == "[]":
-            return []
+            return
         leased = {**params, "seqs": seqs}
-        self.conn.execute(self.q["tasks.claim_mark"], leased)
+        count = self.conn.execute(self.q["tasks.claim_mark"], leased)
         read = self.conn.fetch_one(self.q["tasks.claim_read"], leased)
-        rows = json.loads(read["tasks"]) if read is not None else []
-        rows.sort(key=lambda r: (-r[_PRIORITY_AT], r[_RUN_AT_AT], r[0]))
-        return [task_from_row(r) for r in rows]
+        if read is not None:
+            into.add(read["tasks"], count)
 
     def finish_many(
-        self, outcomes: Sequence[Outcome], *, now: float | None = None
+        self, outcomes: Sequence[Outcome] | OutcomeBatch, *, now: float | None = None
     ) -> int:
         """Record outcomes whose lease still holds; stale ones change nothing.
 
@@ -237,49 +325,26 @@ class TaskStore(_Store):
         to task_attempts; the attempt that ends the task stays in the task row
         (`attempts()` reads both). Output known at the end goes after any
         streamed chunks. Every statement takes its batch as one JSON parameter
-        and returns no rows, so the whole write is a handful of steps.
+        and returns no rows, so the whole write is a handful of steps; callers
+        that hold a write lock encode the batch first (`OutcomeBatch.of`).
         """
-        batch = []
-        retried = []
-        logs = []
-        for o in outcomes:
-            status = o.status.value
-            if o.retry_delay is not None:
-                retried.append(
-                    {
-                        "id": o.task_id,
-                        "token": o.lease_token,
-                        "status": status,
-                        "error": o.error,
-                    }
-                )
-                status = "queued"
-            if o.log:
-                logs.append({"id": o.task_id, "token": o.lease_token, "log": o.log})
-            batch.append(
-                {
-                    "id": o.task_id,
-                    "token": o.lease_token,
-                    "status": status,
-                    "retry_delay": o.retry_delay or 0.0,
-                    "result": o.result,
-                    "error": o.error,
-                }
-            )
-        if retried:
+        batch = (
+            outcomes
+            if isinstance(outcomes, OutcomeBatch)
+            else OutcomeBatch.of(outcomes)
+        )
+        if batch.attempts is not None:
             self.conn.execute(
-                self.q["tasks.finish_attempts"],
-                {"batch": json.dumps(retried), "now": now},
+                self.q["tasks.finish_attempts"], {"batch": batch.attempts, "now": now}
             )
-        if logs:
+        if batch.logs is not None:
             self.conn.execute(
-                self.q["tasks.finish_logs"],
-                {"batch": json.dumps(logs), "chunk": LAST_CHUNK},
+                self.q["tasks.finish_logs"], {"batch": batch.logs, "chunk": LAST_CHUNK}
             )
         applied = self.conn.execute(
-            self.q["tasks.finish"], {"batch": json.dumps(batch), "now": now}
+            self.q["tasks.finish"], {"batch": batch.finish, "now": now}
         )
-        if retried and applied:
+        if batch.attempts is not None and applied:
             self.conn.notify("tasks")
         return applied
 

@@ -10,7 +10,7 @@ from workhorse.domain.ids import new_token
 from workhorse.domain.task import Outcome, Task
 from workhorse.storage import Storage
 from workhorse.storage.base import Listener
-from workhorse.storage.stores import Transaction
+from workhorse.storage.stores import ClaimedRows, OutcomeBatch, Transaction
 from workhorse.worker.completer import Completer
 
 log = logging.getLogger(__name__)
@@ -105,26 +105,33 @@ class Fetcher:
         return min(free, MAX_CLAIM) if free >= threshold else 0
 
     def run_once(self, outcomes: list[Outcome], limit: int) -> int:
-        """One cycle: record `outcomes`, claim up to `limit` tasks; how many were claimed."""
-        token = new_token()
+        """One cycle: record `outcomes`, claim up to `limit` tasks; how many were claimed.
 
-        def cycle(tx: Transaction) -> tuple[int, list[Task]]:
-            applied = tx.tasks.finish_many(outcomes) if outcomes else 0
-            tasks = (
-                tx.tasks.claim(token=token, limit=limit, **self.claim_args)  # type: ignore[arg-type]
+        Outcomes are encoded before the transaction opens and claimed rows decoded
+        after it commits: on SQLite the transaction holds the database's only write
+        lock, which every other runner is waiting for.
+        """
+        token = new_token()
+        batch = OutcomeBatch.of(outcomes) if outcomes else None
+
+        def cycle(tx: Transaction) -> tuple[int, ClaimedRows | None]:
+            applied = tx.tasks.finish_many(batch) if batch is not None else 0
+            claimed = (
+                tx.tasks.claim_rows(token=token, limit=limit, **self.claim_args)  # type: ignore[arg-type]
                 if limit
-                else []
+                else None
             )
-            return applied, tasks
+            return applied, claimed
 
         # A cycle that only claims need not wait for the disk: if a crash undoes
         # it, its tasks are simply queued again (and their lease tokens, unknown
         # to the database, can record nothing). Outcomes are acknowledgements.
-        applied, tasks = self.storage.run(
-            cycle, retry_for=float("inf"), durable=bool(outcomes)
+        applied, claimed = self.storage.run(
+            cycle, retry_for=float("inf"), durable=batch is not None
         )
         if outcomes:
             self.completer.recorded_batch(outcomes, applied)
+        tasks = claimed.tasks() if claimed is not None else []
         for task in tasks:
             self.dispatch(task, token)
         return len(tasks)
