@@ -1,0 +1,112 @@
+"""Notice at once when another process commits to a SQLite database (Linux inotify).
+
+SQLite has no NOTIFY. Workhorse's writers touch `<db>-notify` after every commit
+(`signal_commit`), so a watch on the database's directory wakes a waiting listener
+within microseconds instead of at its next poll of `PRAGMA data_version`. Other
+writers (the sqlite3 shell, a script) only append frames to `<db>-wal`: those
+events say a commit is on its way, and the caller then polls until it shows. The
+directory is watched rather than the files because SQLite deletes the WAL when the
+last connection closes and creates it again on the next write.
+
+Where inotify is missing (not Linux, or the watch limit is reached) `open_wal_watch`
+returns None and the caller keeps polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import select
+import struct
+from pathlib import Path
+
+IN_MODIFY = 0x00000002
+IN_ATTRIB = 0x00000004
+IN_CREATE = 0x00000100
+IN_Q_OVERFLOW = 0x00004000
+_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
+# What `WalWatch.wait` saw.
+COMMITTED = 2  # a Workhorse writer committed
+WRITING = 1  # frames were appended to the WAL by some writer
+NOTHING = 0
+
+
+def signal_path(db_path: Path) -> Path:
+    """The file a writer touches after each commit."""
+    return db_path.with_name(db_path.name + "-notify")
+
+
+def signal_commit(path: Path) -> None:
+    """Touch the signal file (creating it if needed); one syscall.
+
+    Best effort: the commit has happened whatever this does, and listeners that
+    miss the signal still see the WAL frames.
+    """
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):
+            path.touch()
+    except OSError:
+        pass
+
+
+class WalWatch:
+    """An inotify watch on the directory of one database, filtered to its files."""
+
+    def __init__(self, fd: int, signal_name: bytes, wal_name: bytes) -> None:
+        self._fd = fd
+        self._signal_name = signal_name
+        self._wal_name = wal_name
+
+    def wait(self, timeout: float) -> int:
+        """Block up to `timeout` seconds, returning early on an event: COMMITTED,
+        WRITING (frames appended, commit not signalled yet) or NOTHING."""
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        if not ready:
+            return NOTHING
+        try:
+            data = os.read(self._fd, 64 * 1024)
+        except BlockingIOError:
+            return NOTHING
+        return self._classify(data)
+
+    def _classify(self, data: bytes) -> int:
+        seen = NOTHING
+        offset = 0
+        while offset + _EVENT.size <= len(data):
+            _, mask, _, length = _EVENT.unpack_from(data, offset)
+            start = offset + _EVENT.size
+            name = data[start : start + length].rstrip(b"\0")
+            offset = start + length
+            if mask & IN_Q_OVERFLOW or name == self._signal_name:
+                return COMMITTED
+            if name == self._wal_name:
+                seen = WRITING
+        return seen
+
+    def close(self) -> None:
+        """Drop the watch."""
+        os.close(self._fd)
+
+
+def open_wal_watch(db_path: Path) -> WalWatch | None:
+    """A watch on `db_path`'s commits, or None where inotify is not available."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        init, add = libc.inotify_init1, libc.inotify_add_watch
+    except (OSError, AttributeError):
+        return None
+    fd = init(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        return None
+    directory = os.fsencode(db_path.resolve().parent)
+    if add(fd, directory, IN_MODIFY | IN_ATTRIB | IN_CREATE) < 0:
+        os.close(fd)
+        return None
+    return WalWatch(
+        fd, os.fsencode(signal_path(db_path).name), os.fsencode(db_path.name) + b"-wal"
+    )

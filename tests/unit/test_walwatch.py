@@ -1,0 +1,74 @@
+"""The inotify watch that wakes SQLite listeners when another process commits."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from workhorse.settings import Settings
+from workhorse.storage import open_storage
+from workhorse.storage.sqlite.walwatch import (
+    COMMITTED,
+    NOTHING,
+    WRITING,
+    open_wal_watch,
+    signal_path,
+)
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="inotify is Linux-only"
+)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    path = tmp_path / "watched.db"
+    open_storage(Settings(database_url=f"sqlite:///{path}"), migrate=True).close()
+    return path
+
+
+def test_a_workhorse_commit_is_signalled(db_path: Path) -> None:
+    watch = open_wal_watch(db_path)
+    assert watch is not None
+    try:
+        storage = open_storage(Settings(database_url=f"sqlite:///{db_path}"))
+        storage.run(lambda tx: tx.runners.delete("nobody"))
+        storage.close()
+        assert signal_path(db_path).exists()
+        seen = []
+        while COMMITTED not in seen and NOTHING not in seen:
+            seen.append(watch.wait(2.0))  # WAL frames come first, then the signal
+        assert seen[-1] == COMMITTED
+    finally:
+        watch.close()
+
+
+def test_frames_from_another_writer_say_a_commit_is_coming(db_path: Path) -> None:
+    watch = open_wal_watch(db_path)
+    assert watch is not None
+    try:
+        conn = sqlite3.connect(db_path, isolation_level=None)
+        conn.execute("CREATE TABLE other (x INTEGER)")
+        conn.execute("INSERT INTO other VALUES (1)")
+        assert watch.wait(1.0) == WRITING
+        conn.close()
+    finally:
+        watch.close()
+
+
+def test_nothing_is_seen_when_nobody_writes(db_path: Path) -> None:
+    watch = open_wal_watch(db_path)
+    assert watch is not None
+    try:
+        conn = sqlite3.connect(db_path, isolation_level=None)
+        conn.execute("SELECT 1 FROM tasks LIMIT 1").fetchall()
+        while watch.wait(0.05) != NOTHING:  # the first reader creates the WAL file
+            pass
+        assert conn.execute("SELECT count(*) FROM tasks").fetchone() == (0,)
+        assert watch.wait(0.05) == NOTHING  # reads write nothing
+        conn.close()  # (the last connection to close checkpoints the WAL)
+    finally:
+        watch.close()
