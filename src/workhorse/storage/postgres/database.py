@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, LiteralString
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -21,6 +22,20 @@ log = logging.getLogger(__name__)
 CHANNEL = "workhorse"
 POOL_MAX = 10
 CONNECT_TIMEOUT_S = 5
+
+
+_BEGIN = b"BEGIN"
+_BEGIN_RELAXED = b"BEGIN; SET LOCAL synchronous_commit TO off"
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """End a failed transaction; a broken connection is left to the pool to discard."""
+    if conn.closed or conn.pgconn.transaction_status == TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute(b"ROLLBACK")
+    except psycopg.Error:
+        log.debug("rollback failed", exc_info=True)
 
 
 class PostgresConnection:
@@ -95,10 +110,14 @@ class PostgresDatabase:
             if single:
                 yield PostgresConnection(conn)
                 return
-            with conn.transaction():
-                if not durable:
-                    conn.execute("SET LOCAL synchronous_commit TO off")
+            # BEGIN and the SET LOCAL go in one message: one round trip, not two.
+            conn.execute(_BEGIN if durable else _BEGIN_RELAXED)
+            try:
                 yield PostgresConnection(conn)
+            except BaseException:
+                _rollback(conn)
+                raise
+            conn.execute(b"COMMIT")
 
     def listen(self, keys: Sequence[str], *, urgent: bool = False) -> HubListener:
         """Follow keys; the LISTEN thread starts on first use (urgency makes no difference)."""
