@@ -247,10 +247,11 @@ class App:
     ) -> list[TaskHandle]:
         """Queue many tasks of one code in one transaction (all or none)."""
         self._ensure_registered(code_name)
-        ids = self.client.queue_many(
+        client = self.client
+        ids = client.queue_many(
             code_name, [_encode(p) for p in payloads], TaskOptions(**options)
         )
-        return [TaskHandle(self.client, i) for i in ids]
+        return [TaskHandle(client, i) for i in ids]
 
     def get_task(self, task_id: str) -> TaskHandle:
         """A handle on an existing task (raises NotFound if there is none)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workhorse.domain.ids import new_id
+from workhorse.domain.ids import new_id, new_ids
 from workhorse.domain.limits import CodeOptions, code_options, decode_code_options
 from workhorse.domain.task import (
     Attempt,
@@ -226,7 +226,7 @@ class Client:
             ]
         else:
             tasks = build_tasks(
-                new_id=new_id,
+                ids=new_ids(len(payloads)),
                 project_id=self.project_id,
                 code=code,
                 payloads=payloads,

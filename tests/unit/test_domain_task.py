@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from workhorse.domain.ids import new_ids
 from workhorse.domain.task import (
     CodeDefaults,
     TaskOptions,
@@ -73,9 +74,8 @@ def test_bad_options_name_the_field(options: dict[str, object], message: str) ->
 
 
 def many(payloads: list[object], **options: object):  # type: ignore[no-untyped-def]
-    ids = iter(f"t{i}" for i in range(len(payloads)))
     return build_tasks(
-        new_id=lambda: next(ids),
+        ids=[f"t{i}" for i in range(len(payloads))],
         project_id="p",
         code=CODE,
         payloads=payloads,  # type: ignore[arg-type]
@@ -120,6 +120,31 @@ def test_payload_over_the_limit_is_refused() -> None:
 def test_payload_limit_counts_utf8_bytes() -> None:
     with pytest.raises(PayloadTooLarge):
         build("é" * 51)
+
+
+@pytest.mark.parametrize(
+    ("payload", "fits"),
+    [
+        ("x" * 100, True),
+        ("é" * 50, True),  # 100 bytes
+        ("é" * 50 + "x", False),  # 101 bytes in 51 characters
+        ("😀" * 25, True),  # 4 bytes each: exactly the limit
+        ("😀" * 25 + "x", False),
+    ],
+)
+def test_payload_limit_is_exact_for_multibyte_text(payload: str, fits: bool) -> None:
+    if fits:
+        assert build(payload).payload == payload
+    else:
+        with pytest.raises(PayloadTooLarge):
+            build(payload)
+
+
+def test_batch_ids_are_distinct_and_share_the_time_prefix() -> None:
+    ids = new_ids(1000, now=0x5F000000)
+    assert len(set(ids)) == 1000
+    assert all(len(i) == 24 and i.startswith("5f000000") for i in ids)
+    assert all(int(i, 16) >= 0 for i in ids)  # hex throughout
 
 
 def test_python_payload_round_trips() -> None:

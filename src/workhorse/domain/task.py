@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
@@ -198,6 +198,8 @@ class CodeDefaults:
 
 def validate_payload(payload: str, limit: int) -> None:
     """Refuse payloads over `limit` bytes (UTF-8)."""
+    if len(payload) * 4 <= limit:  # UTF-8 takes at most 4 bytes a character
+        return
     size = len(payload.encode())
     if size > limit:
         raise PayloadTooLarge(f"payload is {size} bytes; the limit is {limit} bytes")
@@ -317,7 +319,7 @@ _SHARED_FIELDS = tuple(
 
 def build_tasks(
     *,
-    new_id: Callable[[], str],
+    ids: Sequence[str],
     project_id: str,
     code: CodeDefaults,
     payloads: Sequence[str],
@@ -326,7 +328,7 @@ def build_tasks(
 ) -> list[NewTask]:
     """`build_task` for payloads that share one set of options, checked once."""
     first = build_task(
-        task_id=new_id(),
+        task_id=ids[0],
         project_id=project_id,
         code=code,
         payload=payloads[0],
@@ -335,9 +337,9 @@ def build_tasks(
     )
     shared = {name: getattr(first, name) for name in _SHARED_FIELDS}
     tasks = [first]
-    for payload in payloads[1:]:
+    for task_id, payload in zip(ids[1:], payloads[1:], strict=True):
         if not isinstance(payload, str):
             raise InvalidInput("payload must be a string")
         validate_payload(payload, max_payload_bytes)
-        tasks.append(NewTask(id=new_id(), payload=payload, **shared))
+        tasks.append(NewTask(id=task_id, payload=payload, **shared))
     return tasks

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import json
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -171,10 +172,11 @@ class _Store:
 
 
 _NEW_TASK_FIELDS = tuple(NewTask.__dataclass_fields__)
+_new_task_values = operator.attrgetter(*_NEW_TASK_FIELDS)
 
 
 def _new_task_row(task: NewTask) -> dict[str, Any]:
-    return {name: getattr(task, name) for name in _NEW_TASK_FIELDS}
+    return dict(zip(_NEW_TASK_FIELDS, _new_task_values(task), strict=True))
 
 
 class TaskStore(_Store):
