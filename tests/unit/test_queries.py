@@ -8,7 +8,7 @@ from workhorse.storage.queries import load, migrations, parse
 
 # Names that exist in one dialect only, on purpose.
 # SQLite claims in three one-row steps (pick, mark, read); PostgreSQL in one statement.
-DIALECT_ONLY: set[str] = {"tasks.claim_mark", "tasks.claim_read"}
+DIALECT_ONLY: set[str] = {"tasks.claim_mark", "tasks.claim_read", "tasks.claim_now"}
 
 
 def test_parse_splits_named_blocks_and_drops_comment_lines() -> None:

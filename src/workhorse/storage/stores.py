@@ -90,11 +90,12 @@ class ClaimedRows:
     with seq, then Task's fields in order.
     """
 
-    __slots__ = ("_parts", "count")
+    __slots__ = ("_parts", "capped", "count")
 
     def __init__(self) -> None:
         self._parts: list[str | Sequence[Row]] = []
         self.count = 0
+        self.capped = False  # codes with a concurrency cap had due work
 
     def add(self, part: str | Sequence[Row], count: int) -> None:
         """Keep one statement's rows (`count` of them)."""
@@ -282,6 +283,7 @@ class TaskStore(_Store):
         }
         claimed = ClaimedRows()
         for capped in self.conn.fetch_all(self.q["tasks.capped_codes"], params):
+            claimed.capped = True
             room = limit - claimed.count
             if room <= 0:
                 break
@@ -298,6 +300,44 @@ class TaskStore(_Store):
         room = limit - claimed.count
         if room > 0:
             self._lease("tasks.claim", {**params, "limit": room}, claimed)
+        return claimed
+
+    def claim_now(
+        self,
+        *,
+        runner_id: str,
+        token: str,
+        cluster: str,
+        project_id: str,
+        codes: Sequence[str],
+        packages: bool,
+        limit: int,
+        lease_seconds: float,
+        now: float | None = None,
+    ) -> ClaimedRows:
+        """PostgreSQL only: `claim_rows` without codes that have a concurrency cap,
+        as one statement that commits itself without waiting for the disk (run it
+        with `single_statement=True`). `capped` on the result says whether capped
+        codes have due work, left for `claim_rows` in a transaction of its own.
+        """
+        row = self.conn.fetch_one(
+            self.q["tasks.claim_now"],
+            {
+                "runner_id": runner_id,
+                "token": token,
+                "cluster": cluster,
+                "project_id": project_id,
+                "codes": self.db.array(codes),
+                "packages": packages,
+                "limit": limit,
+                "lease_seconds": lease_seconds,
+                "now": now,
+            },
+        )
+        claimed = ClaimedRows()
+        if row is not None:
+            claimed.add(row["tasks"], len(row["tasks"]))
+            claimed.capped = bool(row["capped"])
         return claimed
 
     def _lease(self, query: str, params: dict[str, Any], into: ClaimedRows) -> None:

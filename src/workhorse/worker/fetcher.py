@@ -91,6 +91,11 @@ class Fetcher:
         self._claims_stopped = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+        # PostgreSQL claims with nothing to record in one statement (no BEGIN or
+        # COMMIT round trips) unless codes with a concurrency cap have due work:
+        # those need the serialised full claim.
+        self._quick = storage.dialect == "postgres"
+        self._capped = False
 
     def slot_freed(self) -> None:
         """Called after a task leaves its slot."""
@@ -112,6 +117,8 @@ class Fetcher:
         lock, which every other runner is waiting for.
         """
         token = new_token()
+        if not outcomes and self._quick and not self._capped:
+            return self._claim_now(token, limit)
         batch = OutcomeBatch.of(outcomes) if outcomes else None
 
         def cycle(tx: Transaction) -> tuple[int, ClaimedRows | None]:
@@ -131,7 +138,30 @@ class Fetcher:
         )
         if outcomes:
             self.completer.recorded_batch(outcomes, applied)
-        tasks = claimed.tasks() if claimed is not None else []
+        if claimed is None:
+            return 0
+        self._capped = claimed.capped
+        return self._dispatch(claimed, token)
+
+    def _claim_now(self, token: str, limit: int) -> int:
+        """Claim-only cycle on PostgreSQL: one statement, then the capped codes'
+        share through the full path if they have due work."""
+        claimed = self.storage.run(
+            lambda tx: tx.tasks.claim_now(token=token, limit=limit, **self.claim_args),  # type: ignore[arg-type]
+            retry_for=float("inf"),
+            single_statement=True,
+            durable=False,  # the statement itself turns synchronous_commit off
+        )
+        count = self._dispatch(claimed, token)
+        # Capped codes come first in the full claim: go through it from now on
+        # while they have due work, starting with the room left in this cycle.
+        self._capped = claimed.capped
+        if claimed.capped and count < limit:
+            count += self.run_once([], limit - count)
+        return count
+
+    def _dispatch(self, claimed: ClaimedRows, token: str) -> int:
+        tasks = claimed.tasks()
         for task in tasks:
             self.dispatch(task, token)
         return len(tasks)

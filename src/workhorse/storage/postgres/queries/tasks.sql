@@ -64,6 +64,47 @@ UPDATE tasks SET status = 'running', attempt = tasks.attempt + 1, lease_token = 
 FROM picked WHERE tasks.seq = picked.seq
 RETURNING tasks.*;
 
+-- name: claim_now
+-- `claim` as one autocommitted statement, for a runner with nothing else to write:
+-- synchronous_commit is off for its own transaction (a claim lost to a crash just
+-- leaves its tasks queued), the leased rows come back as one JSON array, and
+-- `capped` says whether codes with a cap (left out here) have due work, so the
+-- caller knows to claim those through the full path.
+WITH relaxed AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+), picked AS (
+    SELECT t.seq FROM tasks t
+    WHERE t.status = 'queued' AND t.cluster = %(cluster)s
+      AND t.run_at <= coalesce(%(now)s::float8, extract(epoch from now()))
+      AND ((t.kind = 'package' AND %(packages)s)
+           OR (t.kind = 'python' AND t.project_id = %(project_id)s AND t.code_name = ANY(%(codes)s)))
+      AND NOT EXISTS (SELECT 1 FROM codes c
+                      WHERE c.project_id = t.project_id AND c.name = t.code_name
+                        AND (c.paused OR c.max_concurrency IS NOT NULL))
+    ORDER BY t.priority DESC, t.run_at, t.seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE tasks SET status = 'running', attempt = tasks.attempt + 1, lease_token = %(token)s,
+        runner_id = %(runner_id)s,
+        lease_expires_at = coalesce(%(now)s::float8, extract(epoch from now())) + %(lease_seconds)s,
+        start_time = coalesce(%(now)s::float8, extract(epoch from now())), end_time = NULL
+    FROM picked WHERE tasks.seq = picked.seq
+    RETURNING tasks.*
+)
+SELECT (SELECT coalesce(json_agg(claimed), '[]') FROM claimed) AS tasks,
+       EXISTS (SELECT 1 FROM codes c
+               WHERE c.max_concurrency IS NOT NULL AND NOT c.paused
+                 AND ((c.kind = 'package' AND %(packages)s)
+                      OR (c.kind = 'python' AND c.project_id = %(project_id)s
+                          AND c.name = ANY(%(codes)s)))
+                 AND EXISTS (SELECT 1 FROM tasks t
+                             WHERE t.status = 'queued' AND t.project_id = c.project_id
+                               AND t.code_name = c.name AND t.cluster = %(cluster)s
+                               AND t.run_at <= coalesce(%(now)s::float8, extract(epoch from now()))))
+           AS capped
+FROM relaxed;
+
 -- name: capped_codes
 -- Codes with a concurrency cap, not paused, that have due work this runner can run.
 SELECT c.project_id, c.name, c.max_concurrency FROM codes c

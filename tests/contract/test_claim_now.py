@@ -1,0 +1,90 @@
+"""PostgreSQL's one-statement claim for idle runners agrees with the full claim."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import _truncate_pg
+from tests.contract.test_tasks import LEASE, NOW, claim, queue
+from workhorse.client import Client
+from workhorse.settings import Settings
+from workhorse.storage import Storage, open_storage
+from workhorse.storage.stores import ClaimedRows
+
+
+@pytest.fixture
+def pg_storage(pg_url: str) -> Iterator[Storage]:
+    _truncate_pg(pg_url)
+    storage = open_storage(Settings(database_url=pg_url))
+    yield storage
+    storage.close()
+
+
+@pytest.fixture
+def client(pg_storage: Storage) -> Client:
+    c = Client(pg_storage)
+    c.register_python("work", {})
+    c.register_python("other", {})
+    return c
+
+
+def claim_now(storage: Storage, limit: int = 10, **kw: Any) -> ClaimedRows:
+    args = {
+        "runner_id": "r1",
+        "token": "tok",
+        "cluster": "default",
+        "project_id": "default",
+        "codes": ["work", "other", "capped"],
+        "packages": True,
+        "limit": limit,
+        "lease_seconds": LEASE,
+        "now": NOW,
+        **kw,
+    }
+    return storage.run(lambda tx: tx.tasks.claim_now(**args), single_statement=True)
+
+
+def test_claim_now_leases_in_claim_order_and_decodes_rows_exactly(
+    pg_storage: Storage, client: Client
+) -> None:
+    low = queue(client, 2, priority=0, label="low")
+    high = queue(client, 1, priority=2, timeout=5)
+    claimed = claim_now(pg_storage, 2)
+    tasks = claimed.tasks()
+    assert [t.id for t in tasks] == high + low[:1]
+    assert claimed.capped is False
+    for task in tasks:
+        # What came back through JSON is what the table now holds.
+        assert task == client.get(task.id)
+        assert (task.attempt, task.lease_token, task.runner_id) == (1, "tok", "r1")
+        assert task.lease_expires_at == NOW + LEASE
+    assert [t.id for t in claim(pg_storage, 10)] == low[1:]
+
+
+def test_claim_now_leaves_capped_and_paused_codes_and_says_so(
+    pg_storage: Storage, client: Client
+) -> None:
+    client.register_python("capped", {"max_concurrency": 1})
+    (plain,) = queue(client, 1)
+    queue(client, 1, code="capped")
+    queue(client, 1, code="other")
+    client.set_paused("other", True)
+    first = claim_now(pg_storage)
+    assert [t.id for t in first.tasks()] == [plain]
+    assert first.capped is True
+    # The full claim takes the capped code's task; then nothing capped is due.
+    assert len(claim(pg_storage, 10, codes=("capped",), token="t2")) == 1
+    second = claim_now(pg_storage)
+    assert second.count == 0
+    assert second.capped is False
+
+
+def test_claim_now_with_nothing_due_returns_nothing(
+    pg_storage: Storage, client: Client
+) -> None:
+    queue(client, 1)
+    later = claim_now(pg_storage, now=NOW - 60)
+    assert (later.count, later.tasks(), later.capped) == (0, [], False)
