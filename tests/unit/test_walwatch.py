@@ -72,3 +72,22 @@ def test_nothing_is_seen_when_nobody_writes(db_path: Path) -> None:
         conn.close()  # (the last connection to close checkpoints the WAL)
     finally:
         watch.close()
+
+
+def test_waiting_on_signals_only_leaves_frames_for_writes(db_path: Path) -> None:
+    watch = open_wal_watch(db_path)
+    assert watch is not None
+    try:
+        conn = sqlite3.connect(db_path, isolation_level=None)
+        conn.execute("CREATE TABLE other (x INTEGER)")
+        conn.execute("INSERT INTO other VALUES (1)")
+        assert watch.wait(0.05, writes=False) == NOTHING  # frames do not wake it
+        assert watch.writes() is True
+        assert watch.writes() is False  # collected once
+        conn.close()
+        storage = open_storage(Settings(database_url=f"sqlite:///{db_path}"))
+        storage.run(lambda tx: tx.runners.delete("nobody"))
+        storage.close()
+        assert watch.wait(2.0, writes=False) == COMMITTED
+    finally:
+        watch.close()

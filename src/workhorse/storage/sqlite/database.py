@@ -243,9 +243,13 @@ class SqliteDatabase:
                 if watch is None:
                     time.sleep(POLL_SECONDS)
                     continue
-                hot = time.monotonic() < hot_until
-                seen = watch.wait(POLL_SECONDS if hot else SLOW_POLL_SECONDS)
-                if seen == WRITING and not hot:
+                if time.monotonic() < hot_until:
+                    # Hot: look every millisecond, or at once on a commit signal;
+                    # frames appended meanwhile keep it hot without waking us.
+                    watch.wait(POLL_SECONDS, writes=False)
+                    if watch.writes():
+                        hot_until = time.monotonic() + HOT_SECONDS
+                elif watch.wait(SLOW_POLL_SECONDS) == WRITING:
                     # Frames from a writer that may not signal its commit: look
                     # every millisecond for a while (a signal still cuts it short).
                     hot_until = time.monotonic() + HOT_SECONDS

@@ -8,6 +8,11 @@ events say a commit is on its way, and the caller then polls until it shows. The
 directory is watched rather than the files because SQLite deletes the WAL when the
 last connection closes and creates it again on the next write.
 
+Commit signals and WAL writes arrive on two inotify descriptors. A busy writer
+appends frames many times a millisecond; a caller that already polls because of
+them waits on the signals alone and collects the writes with `writes()`, instead
+of waking for every frame.
+
 Where inotify is missing (not Linux, or the watch limit is reached) `open_wal_watch`
 returns None and the caller keeps polling.
 """
@@ -54,42 +59,60 @@ def signal_commit(path: Path) -> None:
 
 
 class WalWatch:
-    """An inotify watch on the directory of one database, filtered to its files."""
+    """inotify watches on the directory of one database, filtered to its files."""
 
-    def __init__(self, fd: int, signal_name: bytes, wal_name: bytes) -> None:
-        self._fd = fd
+    def __init__(
+        self, commits_fd: int, writes_fd: int, signal_name: bytes, wal_name: bytes
+    ) -> None:
+        self._commits_fd = commits_fd  # the signal file touched or created
+        self._writes_fd = writes_fd  # the WAL file appended to
         self._signal_name = signal_name
         self._wal_name = wal_name
 
-    def wait(self, timeout: float) -> int:
+    def wait(self, timeout: float, *, writes: bool = True) -> int:
         """Block up to `timeout` seconds, returning early on an event: COMMITTED,
-        WRITING (frames appended, commit not signalled yet) or NOTHING."""
-        ready, _, _ = select.select([self._fd], [], [], timeout)
-        if not ready:
-            return NOTHING
-        try:
-            data = os.read(self._fd, 64 * 1024)
-        except BlockingIOError:
-            return NOTHING
-        return self._classify(data)
+        WRITING (frames appended, commit not signalled yet) or NOTHING.
 
-    def _classify(self, data: bytes) -> int:
+        `writes=False` returns early on commit signals only (see `writes()`).
+        """
+        fds = [self._commits_fd, self._writes_fd] if writes else [self._commits_fd]
+        ready, _, _ = select.select(fds, [], [], timeout)
         seen = NOTHING
+        if self._commits_fd in ready and self._read(
+            self._commits_fd, self._signal_name
+        ):
+            seen = COMMITTED
+        if self._writes_fd in ready and self._read(self._writes_fd, self._wal_name):
+            seen = max(seen, WRITING)
+        return seen
+
+    def writes(self) -> bool:
+        """Whether frames were appended to the WAL since last asked (no waiting)."""
+        return self._read(self._writes_fd, self._wal_name)
+
+    @staticmethod
+    def _read(fd: int, name: bytes) -> bool:
+        """Drain `fd`; whether any event named `name` (or an overflow) was queued."""
+        try:
+            data = os.read(fd, 64 * 1024)
+        except BlockingIOError:
+            return False
         offset = 0
         while offset + _EVENT.size <= len(data):
             _, mask, _, length = _EVENT.unpack_from(data, offset)
             start = offset + _EVENT.size
-            name = data[start : start + length].rstrip(b"\0")
+            if (
+                mask & IN_Q_OVERFLOW
+                or data[start : start + length].rstrip(b"\0") == name
+            ):
+                return True
             offset = start + length
-            if mask & IN_Q_OVERFLOW or name == self._signal_name:
-                return COMMITTED
-            if name == self._wal_name:
-                seen = WRITING
-        return seen
+        return False
 
     def close(self) -> None:
-        """Drop the watch."""
-        os.close(self._fd)
+        """Drop the watches."""
+        os.close(self._commits_fd)
+        os.close(self._writes_fd)
 
 
 def open_wal_watch(db_path: Path) -> WalWatch | None:
@@ -100,13 +123,21 @@ def open_wal_watch(db_path: Path) -> WalWatch | None:
         init, add = libc.inotify_init1, libc.inotify_add_watch
     except (OSError, AttributeError):
         return None
-    fd = init(os.O_NONBLOCK | os.O_CLOEXEC)
-    if fd < 0:
-        return None
     directory = os.fsencode(db_path.resolve().parent)
-    if add(fd, directory, IN_MODIFY | IN_ATTRIB | IN_CREATE) < 0:
-        os.close(fd)
-        return None
+    fds: list[int] = []
+    # Touching the signal file is an IN_ATTRIB event; appending to the WAL, IN_MODIFY.
+    for mask in (IN_ATTRIB | IN_CREATE, IN_MODIFY):
+        fd = init(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd >= 0:
+            fds.append(fd)
+        if fd < 0 or add(fd, directory, mask) < 0:
+            for opened in fds:
+                os.close(opened)
+            return None
+    commits_fd, writes_fd = fds
     return WalWatch(
-        fd, os.fsencode(signal_path(db_path).name), os.fsencode(db_path.name) + b"-wal"
+        commits_fd,
+        writes_fd,
+        os.fsencode(signal_path(db_path).name),
+        os.fsencode(db_path.name) + b"-wal",
     )
