@@ -87,6 +87,46 @@ def test_higher_priority_is_claimed_first(storage: Storage, client: Client) -> N
     assert [t.id for t in claim(storage, 5)] == high + mid + low
 
 
+def test_every_queued_field_is_stored_in_its_own_column(
+    storage: Storage, client: Client
+) -> None:
+    # Distinct values per field: a column bound in the wrong place shows.
+    (task_id,) = queue(
+        client,
+        priority=2,
+        delay=7.5,
+        timeout=123,
+        label="lbl",
+        cluster="gpu",
+        retries=4,
+        retries_delay=9,
+        backoff=True,
+        schedule_id="sch",
+        parent_id="par",
+    )
+    task = client.get(task_id)
+    assert (task.id, task.project_id, task.code_name, task.kind) == (
+        task_id,
+        "default",
+        "work",
+        "python",
+    )
+    assert (task.payload, task.priority, task.timeout, task.label, task.cluster) == (
+        '{"args": [0]}',
+        2,
+        123,
+        "lbl",
+        "gpu",
+    )
+    assert (task.retries, task.retries_delay, task.backoff) == (4, 9, True)
+    assert (task.schedule_id, task.parent_id, task.code_revision) == (
+        "sch",
+        "par",
+        None,
+    )
+    assert (task.created_at, task.run_at) == (NOW, NOW + 7.5)
+
+
 def test_a_claim_leases_and_counts_the_attempt(
     storage: Storage, client: Client
 ) -> None:

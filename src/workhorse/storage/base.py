@@ -11,7 +11,8 @@ from contextlib import AbstractContextManager
 from typing import Any, LiteralString, Protocol
 
 Row = Mapping[str, Any]
-Params = Mapping[str, Any]
+# Named parameters everywhere, but for hot bulk statements that bind by position.
+Params = Mapping[str, Any] | Sequence[Any]
 
 
 class Connection(Protocol):

@@ -193,15 +193,15 @@ class TaskStore(_Store):
         single_statement=True)`). SQLite, always in a transaction, binds one plain
         INSERT per task: cheaper for it than unpacking a JSON batch.
         """
-        rows = [_new_task_row(t) for t in tasks]
         if self.db.dialect != "sqlite":
-            batch = _COMPACT_JSON(rows)
+            batch = _COMPACT_JSON([_new_task_row(t) for t in tasks])
             self.conn.fetch_all(self.q["tasks.insert"], {"batch": batch, "now": now})
             return
-        for row in rows:
-            row["now"] = now
-        self.conn.execute_many(self.q["tasks.insert"], rows)
-        for cluster in {row["cluster"] for row in rows}:
+        last = (now,)
+        self.conn.execute_many(
+            self.q["tasks.insert"], [_new_task_values(t) + last for t in tasks]
+        )
+        for cluster in {t.cluster for t in tasks}:
             self.conn.notify(f"tasks:{cluster}")
 
     def get(self, project_id: str, task_id: str) -> Task | None:
