@@ -89,6 +89,7 @@ def _enqueue(url: str, seconds: float) -> dict[str, Any]:
 
 def _raw_task_row(url: str, seconds: float) -> dict[str, Any]:
     from workhorse.domain.ids import new_id
+    from workhorse.domain.task import NewTask
     from workhorse.storage.queries import load
 
     row = {
@@ -116,10 +117,12 @@ def _raw_task_row(url: str, seconds: float) -> dict[str, Any]:
         conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        sql = load("sqlite")["tasks.insert"]
+        sql = load("sqlite")["tasks.insert"]  # binds NewTask's fields by position, then now
+        fields = [*NewTask.__dataclass_fields__, "now"]
 
         def insert(i: int) -> None:  # autocommit: one transaction each
-            conn.execute(sql, {**row, "id": new_id(), "payload": payload()})
+            values = {**row, "id": new_id(), "payload": payload()}
+            conn.execute(sql, [values[f] for f in fields])
 
         try:
             return _timed(insert, url, seconds)

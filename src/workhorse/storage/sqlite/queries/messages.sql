@@ -75,16 +75,17 @@ WHERE project_id = :project_id AND queue_name = :name
 -- name: post
 -- Post one message (run once per message, in order, by executemany) to a queue whose
 -- row upsert_for_post has just created or counted in this transaction, which also gave
--- its :expiration (SQLite has no data-modifying CTEs, so PostgreSQL's one-statement post
+-- its expiration (SQLite has no data-modifying CTEs, so PostgreSQL's one-statement post
 -- is two steps here); an id already stored (a retried post) is skipped. The store
--- announces the messages on commit.
+-- announces the messages on commit. Parameters are positional: ?1 id, ?2 body,
+-- ?3 push_headers, ?4 delay, ?5 project_id, ?6 queue_name, ?7 expiration, ?8 now.
 INSERT INTO mq_messages (id, project_id, queue_name, body, push_headers, state, ord, visible_at,
                          reserved_count, expires_at, created_at)
-VALUES (:id, :project_id, :queue_name, :body, :push_headers,
-        CASE WHEN :delay > 0 THEN 'delayed' ELSE 'ready' END, 0,
-        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :delay, 0,
-        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) + :expiration,
-        coalesce(:now, (julianday('now') - 2440587.5) * 86400.0))
+VALUES (?1, ?5, ?6, ?2, ?3,
+        CASE WHEN ?4 > 0 THEN 'delayed' ELSE 'ready' END, 0,
+        coalesce(?8, (julianday('now') - 2440587.5) * 86400.0) + ?4, 0,
+        coalesce(?8, (julianday('now') - 2440587.5) * 86400.0) + ?7,
+        coalesce(?8, (julianday('now') - 2440587.5) * 86400.0))
 ON CONFLICT (id) DO NOTHING;
 
 -- name: promote
