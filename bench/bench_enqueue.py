@@ -117,7 +117,9 @@ def _raw_task_row(url: str, seconds: float) -> dict[str, Any]:
         conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        sql = load("sqlite")["tasks.insert"]  # binds NewTask's fields by position, then now
+        sql = load("sqlite")[
+            "tasks.insert"
+        ]  # binds NewTask's fields by position, then now
         fields = [*NewTask.__dataclass_fields__, "now"]
 
         def insert(i: int) -> None:  # autocommit: one transaction each

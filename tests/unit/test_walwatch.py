@@ -30,13 +30,17 @@ def db_path(tmp_path: Path) -> Path:
     return path
 
 
+def commit_through_workhorse(db_path: Path) -> None:
+    storage = open_storage(Settings(database_url=f"sqlite:///{db_path}"))
+    storage.run(lambda tx: tx.runners.delete("nobody"))
+    storage.close()
+
+
 def test_a_workhorse_commit_is_signalled(db_path: Path) -> None:
     watch = open_wal_watch(db_path)
     assert watch is not None
     try:
-        storage = open_storage(Settings(database_url=f"sqlite:///{db_path}"))
-        storage.run(lambda tx: tx.runners.delete("nobody"))
-        storage.close()
+        commit_through_workhorse(db_path)
         assert signal_path(db_path).exists()
         seen = []
         while COMMITTED not in seen and NOTHING not in seen:
@@ -85,9 +89,7 @@ def test_waiting_on_signals_only_leaves_frames_for_writes(db_path: Path) -> None
         assert watch.writes() is True
         assert watch.writes() is False  # collected once
         conn.close()
-        storage = open_storage(Settings(database_url=f"sqlite:///{db_path}"))
-        storage.run(lambda tx: tx.runners.delete("nobody"))
-        storage.close()
+        commit_through_workhorse(db_path)
         assert watch.wait(2.0, writes=False) == COMMITTED
     finally:
         watch.close()

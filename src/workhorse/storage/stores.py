@@ -303,37 +303,16 @@ class TaskStore(_Store):
         return claimed
 
     def claim_now(
-        self,
-        *,
-        runner_id: str,
-        token: str,
-        cluster: str,
-        project_id: str,
-        codes: Sequence[str],
-        packages: bool,
-        limit: int,
-        lease_seconds: float,
-        now: float | None = None,
+        self, *, codes: Sequence[str], now: float | None = None, **args: Any
     ) -> ClaimedRows:
-        """PostgreSQL only: `claim_rows` without codes that have a concurrency cap,
-        as one statement that commits itself without waiting for the disk (run it
-        with `single_statement=True`). `capped` on the result says whether capped
-        codes have due work, left for `claim_rows` in a transaction of its own.
+        """PostgreSQL only: `claim_rows` (same arguments) without codes that have a
+        concurrency cap, as one statement that commits itself without waiting for
+        the disk (run it with `single_statement=True`). `capped` on the result says
+        whether capped codes have due work, left for `claim_rows` in a transaction
+        of its own.
         """
-        row = self.conn.fetch_one(
-            self.q["tasks.claim_now"],
-            {
-                "runner_id": runner_id,
-                "token": token,
-                "cluster": cluster,
-                "project_id": project_id,
-                "codes": self.db.array(codes),
-                "packages": packages,
-                "limit": limit,
-                "lease_seconds": lease_seconds,
-                "now": now,
-            },
-        )
+        params = {**args, "codes": self.db.array(codes), "now": now}
+        row = self.conn.fetch_one(self.q["tasks.claim_now"], params)
         claimed = ClaimedRows()
         if row is not None:
             claimed.add(row["tasks"], len(row["tasks"]))
