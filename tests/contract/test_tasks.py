@@ -486,3 +486,15 @@ def test_another_projects_task_is_not_found(client: Client) -> None:
     (task_id,) = queue(client)
     with pytest.raises(NotFound):
         client.with_project("other-project").get(task_id)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_queued_tasks_are_announced(
+    storage: Storage, client: Client, count: int
+) -> None:
+    listener = storage.listen(["tasks:default"], urgent=True)
+    # Listening starts with a wake-up (anything may have changed meanwhile).
+    assert listener.wait(5.0)
+    queue(client, count)
+    assert listener.wait(5.0)
+    listener.close()

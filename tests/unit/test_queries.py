@@ -7,8 +7,14 @@ import pytest
 from workhorse.storage.queries import load, migrations, parse
 
 # Names that exist in one dialect only, on purpose.
-# SQLite claims in three one-row steps (pick, mark, read); PostgreSQL in one statement.
-DIALECT_ONLY: set[str] = {"tasks.claim_mark", "tasks.claim_read", "tasks.claim_now"}
+# SQLite claims in three one-row steps (pick, mark, read); PostgreSQL in one statement,
+# and has one-statement forms for an idle runner's claim and a single enqueue.
+DIALECT_ONLY: set[str] = {
+    "tasks.claim_mark",
+    "tasks.claim_read",
+    "tasks.claim_now",
+    "tasks.insert_one",
+}
 
 
 def test_parse_splits_named_blocks_and_drops_comment_lines() -> None:

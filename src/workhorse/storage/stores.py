@@ -188,12 +188,18 @@ class TaskStore(_Store):
     ) -> None:
         """Queue tasks; idle runners are told on commit.
 
-        PostgreSQL takes them in one statement (a JSON batch), which is atomic on
-        its own, so callers may skip BEGIN/COMMIT (`Storage.run(...,
-        single_statement=True)`). SQLite, always in a transaction, binds one plain
-        INSERT per task: cheaper for it than unpacking a JSON batch.
+        PostgreSQL takes them in one statement (a JSON batch; plain VALUES for a
+        single task), which is atomic on its own, so callers may skip BEGIN/COMMIT
+        (`Storage.run(..., single_statement=True)`). SQLite, always in a
+        transaction, binds one plain INSERT per task: cheaper for it than
+        unpacking a JSON batch.
         """
         if self.db.dialect != "sqlite":
+            if len(tasks) == 1:
+                row = _new_task_row(tasks[0])
+                row["now"] = now
+                self.conn.fetch_all(self.q["tasks.insert_one"], row)
+                return
             batch = _COMPACT_JSON([_new_task_row(t) for t in tasks])
             self.conn.fetch_all(self.q["tasks.insert"], {"batch": batch, "now": now})
             return
