@@ -12,7 +12,7 @@ from tests.contract.test_tasks import LEASE, NOW, claim, queue
 from workhorse.client import Client
 from workhorse.settings import Settings
 from workhorse.storage import Storage, open_storage
-from workhorse.storage.stores import ClaimedRows
+from workhorse.storage.stores import ClaimedRows, Transaction
 
 
 @pytest.fixture
@@ -31,19 +31,21 @@ def client(pg_storage: Storage) -> Client:
     return c
 
 
+CLAIM_ARGS: dict[str, Any] = {
+    "runner_id": "r1",
+    "token": "tok",
+    "cluster": "default",
+    "project_id": "default",
+    "codes": ["work", "other", "capped"],
+    "packages": True,
+    "limit": 10,
+    "lease_seconds": LEASE,
+    "now": NOW,
+}
+
+
 def claim_now(storage: Storage, limit: int = 10, **kw: Any) -> ClaimedRows:
-    args = {
-        "runner_id": "r1",
-        "token": "tok",
-        "cluster": "default",
-        "project_id": "default",
-        "codes": ["work", "other", "capped"],
-        "packages": True,
-        "limit": limit,
-        "lease_seconds": LEASE,
-        "now": NOW,
-        **kw,
-    }
+    args = {**CLAIM_ARGS, "limit": limit, **kw}
     return storage.run(lambda tx: tx.tasks.claim_now(**args), single_statement=True)
 
 
@@ -88,3 +90,17 @@ def test_claim_now_with_nothing_due_returns_nothing(
     queue(client, 1)
     later = claim_now(pg_storage, now=NOW - 60)
     assert (later.count, later.tasks(), later.capped) == (0, [], False)
+
+
+def test_claim_now_relaxes_only_its_own_commit(
+    pg_storage: Storage, client: Client
+) -> None:
+    # set_config(..., true) lasts until the statement's own transaction ends; were it
+    # session-wide, every later commit on that pooled connection would skip the flush.
+    queue(client, 1)
+    with pg_storage.db.transaction(single=True) as conn:
+        tx = Transaction(conn, pg_storage.db)
+        assert tx.tasks.claim_now(**CLAIM_ARGS).count == 1
+        row = conn.fetch_one("SHOW synchronous_commit")
+    assert row is not None
+    assert row["synchronous_commit"] == "on"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from workhorse.storage.sqlite.walwatch import (
     COMMITTED,
     NOTHING,
     WRITING,
+    WalWatch,
     open_wal_watch,
     signal_path,
 )
@@ -30,66 +32,62 @@ def db_path(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def watch(db_path: Path) -> Iterator[WalWatch]:
+    opened = open_wal_watch(db_path)
+    assert opened is not None
+    yield opened
+    opened.close()
+
+
 def commit_through_workhorse(db_path: Path) -> None:
     storage = open_storage(Settings(database_url=f"sqlite:///{db_path}"))
     storage.run(lambda tx: tx.runners.delete("nobody"))
     storage.close()
 
 
-def test_a_workhorse_commit_is_signalled(db_path: Path) -> None:
-    watch = open_wal_watch(db_path)
-    assert watch is not None
-    try:
-        commit_through_workhorse(db_path)
-        assert signal_path(db_path).exists()
-        seen = []
-        while COMMITTED not in seen and NOTHING not in seen:
-            seen.append(watch.wait(2.0))  # WAL frames come first, then the signal
-        assert seen[-1] == COMMITTED
-    finally:
-        watch.close()
+def write_without_signal(db_path: Path) -> sqlite3.Connection:
+    """Commit through plain sqlite3 (as another tool would): frames, no signal."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("CREATE TABLE other (x INTEGER)")
+    conn.execute("INSERT INTO other VALUES (1)")
+    return conn
 
 
-def test_frames_from_another_writer_say_a_commit_is_coming(db_path: Path) -> None:
-    watch = open_wal_watch(db_path)
-    assert watch is not None
-    try:
-        conn = sqlite3.connect(db_path, isolation_level=None)
-        conn.execute("CREATE TABLE other (x INTEGER)")
-        conn.execute("INSERT INTO other VALUES (1)")
-        assert watch.wait(1.0) == WRITING
-        conn.close()
-    finally:
-        watch.close()
+def test_a_workhorse_commit_is_signalled(db_path: Path, watch: WalWatch) -> None:
+    commit_through_workhorse(db_path)
+    assert signal_path(db_path).exists()
+    seen = []
+    while COMMITTED not in seen and NOTHING not in seen:
+        seen.append(watch.wait(2.0))  # WAL frames come first, then the signal
+    assert seen[-1] == COMMITTED
 
 
-def test_nothing_is_seen_when_nobody_writes(db_path: Path) -> None:
-    watch = open_wal_watch(db_path)
-    assert watch is not None
-    try:
-        conn = sqlite3.connect(db_path, isolation_level=None)
-        conn.execute("SELECT 1 FROM tasks LIMIT 1").fetchall()
-        while watch.wait(0.05) != NOTHING:  # the first reader creates the WAL file
-            pass
-        assert conn.execute("SELECT count(*) FROM tasks").fetchone() == (0,)
-        assert watch.wait(0.05) == NOTHING  # reads write nothing
-        conn.close()  # (the last connection to close checkpoints the WAL)
-    finally:
-        watch.close()
+def test_frames_from_another_writer_say_a_commit_is_coming(
+    db_path: Path, watch: WalWatch
+) -> None:
+    conn = write_without_signal(db_path)
+    assert watch.wait(1.0) == WRITING
+    conn.close()
 
 
-def test_waiting_on_signals_only_leaves_frames_for_writes(db_path: Path) -> None:
-    watch = open_wal_watch(db_path)
-    assert watch is not None
-    try:
-        conn = sqlite3.connect(db_path, isolation_level=None)
-        conn.execute("CREATE TABLE other (x INTEGER)")
-        conn.execute("INSERT INTO other VALUES (1)")
-        assert watch.wait(0.05, writes=False) == NOTHING  # frames do not wake it
-        assert watch.writes() is True
-        assert watch.writes() is False  # collected once
-        conn.close()
-        commit_through_workhorse(db_path)
-        assert watch.wait(2.0, writes=False) == COMMITTED
-    finally:
-        watch.close()
+def test_nothing_is_seen_when_nobody_writes(db_path: Path, watch: WalWatch) -> None:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("SELECT 1 FROM tasks LIMIT 1").fetchall()
+    while watch.wait(0.05) != NOTHING:  # the first reader creates the WAL file
+        pass
+    assert conn.execute("SELECT count(*) FROM tasks").fetchone() == (0,)
+    assert watch.wait(0.05) == NOTHING  # reads write nothing
+    conn.close()  # (the last connection to close checkpoints the WAL)
+
+
+def test_waiting_on_signals_only_leaves_frames_for_writes(
+    db_path: Path, watch: WalWatch
+) -> None:
+    conn = write_without_signal(db_path)
+    assert watch.wait(0.05, writes=False) == NOTHING  # frames do not wake it
+    assert watch.writes() is True
+    assert watch.writes() is False  # collected once
+    conn.close()
+    commit_through_workhorse(db_path)
+    assert watch.wait(2.0, writes=False) == COMMITTED
