@@ -233,7 +233,10 @@ class Client:
                 options=base,
                 max_payload_bytes=self.settings.max_payload_bytes,
             )
-        self.storage.run(lambda tx: tx.tasks.insert_many(tasks), single_statement=True)
+        # One task is one statement; a batch may take several (see insert_many).
+        self.storage.run(
+            lambda tx: tx.tasks.insert_many(tasks), single_statement=len(tasks) == 1
+        )
         return [t.id for t in tasks]
 
     def queue_children(

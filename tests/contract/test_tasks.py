@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
 
 from workhorse.client import Client
@@ -87,12 +91,15 @@ def test_higher_priority_is_claimed_first(storage: Storage, client: Client) -> N
     assert [t.id for t in claim(storage, 5)] == high + mid + low
 
 
+@pytest.mark.parametrize("count", [1, 3], ids=["one", "batch"])
 def test_every_queued_field_is_stored_in_its_own_column(
-    storage: Storage, client: Client
+    storage: Storage, client: Client, count: int
 ) -> None:
-    # Distinct values per field: a column bound in the wrong place shows.
-    (task_id,) = queue(
+    # Distinct values per field: a column bound in the wrong place shows. A single
+    # task and a batch take different statements on PostgreSQL.
+    ids = queue(
         client,
+        count,
         priority=2,
         delay=7.5,
         timeout=123,
@@ -104,27 +111,60 @@ def test_every_queued_field_is_stored_in_its_own_column(
         schedule_id="sch",
         parent_id="par",
     )
-    task = client.get(task_id)
-    assert (task.id, task.project_id, task.code_name, task.kind) == (
-        task_id,
-        "default",
-        "work",
-        "python",
+    assert len(ids) == count
+    for i, task_id in enumerate(ids):
+        task = client.get(task_id)
+        assert (task.id, task.project_id, task.code_name, task.kind) == (
+            task_id,
+            "default",
+            "work",
+            "python",
+        )
+        assert (task.payload, task.priority, task.timeout, task.label) == (
+            f'{{"args": [{i}]}}',
+            2,
+            123,
+            "lbl",
+        )
+        assert (task.cluster, task.status) == ("gpu", TaskStatus.QUEUED)
+        assert (task.retries, task.retries_delay, task.backoff) == (4, 9, True)
+        assert (task.schedule_id, task.parent_id, task.code_revision) == (
+            "sch",
+            "par",
+            None,
+        )
+        assert (task.created_at, task.run_at) == (NOW, NOW + 7.5)
+
+
+def test_a_batch_retried_after_its_commit_landed_is_stored_once(
+    storage: Storage, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connection is lost just after the first try's commit: the producer cannot
+    # tell that it landed and tries again with the same tasks.
+    lost = (
+        psycopg.OperationalError("server closed the connection unexpectedly")
+        if storage.dialect == "postgres"
+        else sqlite3.OperationalError("disk I/O error")
     )
-    assert (task.payload, task.priority, task.timeout, task.label, task.cluster) == (
-        '{"args": [0]}',
-        2,
-        123,
-        "lbl",
-        "gpu",
-    )
-    assert (task.retries, task.retries_delay, task.backoff) == (4, 9, True)
-    assert (task.schedule_id, task.parent_id, task.code_revision) == (
-        "sch",
-        "par",
-        None,
-    )
-    assert (task.created_at, task.run_at) == (NOW, NOW + 7.5)
+    real = storage.db.transaction
+    tries = 0
+
+    @contextmanager
+    def commit_then_lose(**kw: Any) -> Iterator[Any]:
+        nonlocal tries
+        tries += kw.get("write", True)  # reads (the code's defaults) pass untouched
+        with real(**kw) as conn:
+            yield conn
+        if tries == 1:
+            raise lost
+
+    monkeypatch.setattr(storage.db, "transaction", commit_then_lose)
+    ids = client.queue_many("work", [f"p{i}" for i in range(5)])
+    monkeypatch.undo()
+    assert tries == 2
+    stored = [t for _, t in client.list(limit=100)]
+    assert sorted(t.id for t in stored) == sorted(ids)
+    assert [t.payload for t in reversed(stored)] == [f"p{i}" for i in range(5)]
 
 
 def test_a_claim_leases_and_counts_the_attempt(

@@ -140,6 +140,23 @@ def test_payload_limit_is_exact_for_multibyte_text(payload: str, fits: bool) -> 
             build(payload)
 
 
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ("a\x00b", "NUL characters"),
+        ("é\x00", "NUL characters"),
+        ("half a pair: \ud800", "not valid Unicode"),
+    ],
+)
+def test_payload_that_no_backend_can_store_is_refused(
+    payload: str, problem: str
+) -> None:
+    with pytest.raises(InvalidInput, match=problem):
+        build(payload)
+    with pytest.raises(InvalidInput, match=problem):
+        many(["ok", payload])
+
+
 def test_batch_ids_are_distinct_and_share_the_time_prefix() -> None:
     ids = new_ids(1000, now=0x5F000000)
     assert len(set(ids)) == 1000

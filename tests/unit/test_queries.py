@@ -13,6 +13,7 @@ DIALECT_ONLY: set[str] = {
     "tasks.claim_mark",
     "tasks.claim_read",
     "tasks.claim_now",
+    "tasks.copy",
     "tasks.insert_one",
 }
 

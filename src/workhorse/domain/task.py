@@ -197,10 +197,17 @@ class CodeDefaults:
 
 
 def validate_payload(payload: str, limit: int) -> None:
-    """Refuse payloads over `limit` bytes (UTF-8)."""
-    if len(payload) * 4 <= limit:  # UTF-8 takes at most 4 bytes a character
-        return
-    size = len(payload.encode())
+    """Refuse payloads over `limit` bytes (UTF-8), with NUL characters (PostgreSQL
+    text cannot hold them; refused on every backend) or that are not valid Unicode."""
+    if "\x00" in payload:
+        raise InvalidInput("payload may not contain NUL characters")
+    if payload.isascii():  # a flag CPython keeps on every string: no scan
+        size = len(payload)
+    else:
+        try:
+            size = len(payload.encode())
+        except UnicodeEncodeError:
+            raise InvalidInput("payload is not valid Unicode text") from None
     if size > limit:
         raise PayloadTooLarge(f"payload is {size} bytes; the limit is {limit} bytes")
 

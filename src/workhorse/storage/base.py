@@ -6,7 +6,7 @@ connection handling, named queries and a few encoders.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, LiteralString, Protocol
 
@@ -32,6 +32,11 @@ class Connection(Protocol):
 
     def fetch_all(self, sql: LiteralString, params: Params | None = None) -> list[Row]:
         """Every row."""
+        ...
+
+    def copy_in(self, sql: LiteralString, rows: Iterable[Sequence[Any]]) -> None:
+        """Load many rows through `sql`: PostgreSQL streams them to a COPY ... FROM
+        STDIN; SQLite, which has no COPY, runs `sql` (an INSERT) once per row."""
         ...
 
     def notify(self, key: str) -> None:

@@ -166,10 +166,15 @@ class OutcomeBatch:
 
 
 class _Store:
-    def __init__(self, conn: Connection, db: Database) -> None:
+    def __init__(
+        self, conn: Connection, db: Database, *, retried: bool = False
+    ) -> None:
         self.conn = conn
         self.db = db
         self.q: Mapping[str, LiteralString] = db.queries
+        # Whether this transaction repeats one whose outcome is unknown (the
+        # connection was lost, maybe after its commit landed).
+        self.retried = retried
 
 
 _NEW_TASK_FIELDS = tuple(NewTask.__dataclass_fields__)
@@ -188,25 +193,42 @@ class TaskStore(_Store):
     ) -> None:
         """Queue tasks; idle runners are told on commit.
 
-        PostgreSQL takes them in one statement (a JSON batch; plain VALUES for a
-        single task), which is atomic on its own, so callers may skip BEGIN/COMMIT
-        (`Storage.run(..., single_statement=True)`). SQLite, always in a
-        transaction, binds one plain INSERT per task: cheaper for it than
-        unpacking a JSON batch.
+        PostgreSQL takes a single task in one plain INSERT (atomic on its own, so
+        callers may skip BEGIN/COMMIT: `Storage.run(..., single_statement=True)`)
+        and a batch through COPY (in a transaction); a retried batch, whose first
+        try may have committed, goes through one INSERT of a JSON batch that skips
+        ids already stored. SQLite, always in a transaction, binds one plain
+        INSERT per task: cheaper for it than unpacking a JSON batch.
         """
-        if self.db.dialect != "sqlite":
-            if len(tasks) == 1:
-                row = _new_task_row(tasks[0])
-                row["now"] = now
-                self.conn.fetch_all(self.q["tasks.insert_one"], row)
-                return
+        if self.db.dialect == "sqlite":
+            last = (now,)
+            self.conn.copy_in(
+                self.q["tasks.insert"], [_new_task_values(t) + last for t in tasks]
+            )
+            for cluster in {t.cluster for t in tasks}:
+                self.conn.notify(f"tasks:{cluster}")
+        elif len(tasks) == 1:
+            row = _new_task_row(tasks[0])
+            row["now"] = now
+            self.conn.fetch_all(self.q["tasks.insert_one"], row)
+        elif self.retried:
             batch = _COMPACT_JSON([_new_task_row(t) for t in tasks])
             self.conn.fetch_all(self.q["tasks.insert"], {"batch": batch, "now": now})
-            return
-        last = (now,)
-        self.conn.execute_many(
-            self.q["tasks.insert"], [_new_task_values(t) + last for t in tasks]
-        )
+        else:
+            self._copy(tasks, now)
+
+    def _copy(self, tasks: Sequence[NewTask], now: float | None) -> None:
+        clock = self.conn.fetch_one(self.q["schedules.db_now"], {"now": now})
+        at = float(clock["now"]) if clock is not None else time.time()
+        self.conn.copy_in(
+            self.q["tasks.copy"],
+            [
+                (t.id, t.project_id, t.code_name, t.kind, t.code_revision, t.payload,
+                 "queued", t.priority, at + t.delay, t.timeout, t.label, t.cluster,
+                 t.retries, t.retries_delay, t.backoff, at, t.schedule_id, t.parent_id)
+                for t in tasks
+            ],
+        )  # fmt: skip
         for cluster in {t.cluster for t in tasks}:
             self.conn.notify(f"tasks:{cluster}")
 
@@ -737,14 +759,17 @@ class LeaderStore(_Store):
 class Transaction:
     """The stores of one open transaction."""
 
-    def __init__(self, conn: Connection, db: Database) -> None:
+    def __init__(
+        self, conn: Connection, db: Database, *, retried: bool = False
+    ) -> None:
         self.conn = conn
         self._db = db
+        self.retried = retried
 
     @cached_property
     def tasks(self) -> TaskStore:
         """Task store."""
-        return TaskStore(self.conn, self._db)
+        return TaskStore(self.conn, self._db, retried=self.retried)
 
     @cached_property
     def codes(self) -> CodeStore:
@@ -837,15 +862,17 @@ class Storage:
         )
         deadline = time.monotonic() + budget
         delay = 0.01
+        retried = False
         while True:
             try:
                 with self.db.transaction(
                     write=write, single=single_statement, durable=durable
                 ) as conn:
-                    return fn(Transaction(conn, self.db))
+                    return fn(Transaction(conn, self.db, retried=retried))
             except Exception as exc:
                 if not self.db.is_transient(exc):
                     raise
+                retried = True
                 if time.monotonic() + delay > deadline:
                     raise StorageUnavailable(f"database unavailable: {exc}") from exc
                 log.warning(

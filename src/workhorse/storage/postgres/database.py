@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, LiteralString
 
@@ -62,6 +62,12 @@ class PostgresConnection:
     def fetch_all(self, sql: LiteralString, params: Params | None = None) -> list[Row]:
         """All rows."""
         return list(self._conn.execute(sql, params).fetchall())
+
+    def copy_in(self, sql: LiteralString, rows: Iterable[Sequence[Any]]) -> None:
+        """COPY ... FROM STDIN, one row at a time (psycopg formats and buffers them)."""
+        with self._conn.cursor() as cur, cur.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def notify(self, key: str) -> None:
         """NOTIFY, delivered by PostgreSQL when the transaction commits."""

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, LiteralString
@@ -90,6 +90,10 @@ class SqliteConnection:
     def fetch_all(self, sql: LiteralString, params: Params | None = None) -> list[Row]:
         """All rows."""
         return list(self._conn.execute(sql, params or {}).fetchall())
+
+    def copy_in(self, sql: LiteralString, rows: Iterable[Sequence[Any]]) -> None:
+        """SQLite has no COPY: run `sql` (an INSERT) once per row."""
+        self._conn.executemany(sql, rows)
 
     def notify(self, key: str) -> None:
         """Announce after commit (in this process; others see data_version move)."""

@@ -33,6 +33,16 @@ VALUES (%(id)s, %(project_id)s, %(code_name)s, %(kind)s, %(code_revision)s, %(pa
 ON CONFLICT (id) DO NOTHING
 RETURNING pg_notify('workhorse', 'tasks:' || cluster);
 
+-- name: copy
+-- `insert` for a batch on its first try: the rows stream in through COPY, which
+-- PostgreSQL loads at about twice the rate it unpacks a JSON batch. COPY cannot skip
+-- rows that already exist, so a retried batch (the first try's commit may have
+-- landed) goes through `insert`. The caller computes run_at and created_at from the
+-- transaction's database time and announces the clusters itself.
+COPY tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
+            run_at, timeout, label, cluster, retries, retries_delay, backoff,
+            created_at, schedule_id, parent_id) FROM STDIN;
+
 -- name: get
 -- One task of a project.
 SELECT * FROM tasks WHERE id = %(id)s AND project_id = %(project_id)s;
