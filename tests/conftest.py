@@ -106,6 +106,15 @@ def storage(settings: Settings) -> Iterator[Storage]:
 
 
 @pytest.fixture
+def pg_storage(pg_url: str) -> Iterator[Storage]:
+    """An open storage on an emptied PostgreSQL database, for PostgreSQL-only tests."""
+    _truncate_pg(pg_url)
+    s = open_storage(Settings(database_url=pg_url))
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def app(settings: Settings) -> Iterator[App]:
     """An App on the parametrised backend."""
     a = App(settings=settings)

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import _truncate_pg
 from tests.contract.test_tasks import LEASE, NOW, claim, queue
 from workhorse.client import Client
-from workhorse.settings import Settings
-from workhorse.storage import Storage, open_storage
+from workhorse.storage import Storage
 from workhorse.storage.stores import ClaimedRows, Transaction
-
-
-@pytest.fixture
-def pg_storage(pg_url: str) -> Iterator[Storage]:
-    _truncate_pg(pg_url)
-    storage = open_storage(Settings(database_url=pg_url))
-    yield storage
-    storage.close()
 
 
 @pytest.fixture

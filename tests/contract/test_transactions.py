@@ -9,6 +9,7 @@ import pytest
 
 from workhorse.client import Client
 from workhorse.domain.task import Outcome, TaskStatus
+from workhorse.queues import MessageQueues
 from workhorse.storage import Storage
 from workhorse.storage.stores import Transaction
 from workhorse.worker.completer import Completer
@@ -106,3 +107,41 @@ def test_only_cycles_that_record_outcomes_wait_for_the_disk(
     assert fetcher.run_once(outcomes, 10) == 0
     assert durable_flags == [False, True]
     assert all(client.get(i).status is TaskStatus.COMPLETE for i in ids)
+
+
+def test_a_reservation_does_not_wait_for_the_disk_but_a_pop_does(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reservation lost to a crash only puts its message back in line (ADR 0007);
+    # a pop removes the message, so it is durable.
+    mq = MessageQueues(storage)
+    mq.post("jobs", ["a", "b"])
+    calls: list[tuple[bool, bool]] = []
+    real_run = storage.run
+
+    def recording_run(fn: Any, **kw: Any) -> Any:
+        calls.append((kw.get("durable", True), kw.get("single_statement", False)))
+        return real_run(fn, **kw)
+
+    monkeypatch.setattr(storage, "run", recording_run)
+    (reserved,) = mq.reserve("jobs", 1)
+    (popped,) = mq.reserve("jobs", 1, delete=True)
+    monkeypatch.undo()
+    assert (reserved.body, popped.body) == ("a", "b")
+    if storage.dialect == "sqlite":
+        assert calls == [(False, False), (True, False)]
+    else:  # one autocommitted statement that relaxes itself (next test), then a pop
+        assert calls == [(True, True), (True, False)]
+
+
+def test_the_one_statement_reservation_relaxes_only_its_own_commit(
+    pg_storage: Storage,
+) -> None:
+    mq = MessageQueues(pg_storage)
+    mq.post("jobs", ["a"])
+    with pg_storage.db.transaction() as conn:
+        tx = Transaction(conn, pg_storage.db)
+        assert len(tx.messages.reserve_ready("default", "jobs", n=1, timeout=None)) == 1
+        assert _durability(tx, "postgres") == "off"
+    with pg_storage.db.transaction() as conn:  # the same pooled connection
+        assert _durability(Transaction(conn, pg_storage.db), "postgres") == "on"

@@ -205,7 +205,10 @@ class MessageQueues(QueueAdmin):
                 due = tx.messages.next_due(self.project_id, name, now=now)
             return [m for _, m in got], due
 
-        return self.storage.run(work)
+        # A reservation acknowledges nothing the client wrote, so it commits without
+        # waiting for the disk (ADR 0007); a pop (delete=true) removes the message
+        # and waits.
+        return self.storage.run(work, durable=delete)
 
     def _reserve_with_dead_letters(
         self, tx: Transaction, queue: QueueInfo, n: int, timeout: int, now: float | None

@@ -86,6 +86,10 @@ class WalWatch:
             seen = max(seen, WRITING)
         return seen
 
+    def drain_commits(self) -> None:
+        """Forget the commit signals queued so far (no waiting)."""
+        self._read(self._commits_fd, self._signal_name)
+
     def writes(self) -> bool:
         """Whether frames were appended to the WAL since last asked (no waiting)."""
         return self._read(self._writes_fd, self._wal_name)

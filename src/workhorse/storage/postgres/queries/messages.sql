@@ -154,8 +154,12 @@ RETURNING m.seq, m.ord, m.id, m.queue_name, m.body, m.push_headers, m.reserved_c
 -- or a reservation of the queue has come due (it has to be put back in line first), or
 -- when a message it would hand out is due for the queue's dead-letter queue.
 -- (The next due time is read in visible_at order, which only the waiting index gives;
--- the dead-letter test does not refer to the updated row, so it runs once.)
-WITH queue AS (
+-- the dead-letter test does not refer to the updated row, so it runs once.) Like any
+-- reservation it commits without waiting for the disk (ADR 0007): synchronous_commit
+-- is off for its own transaction.
+WITH relaxed AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+), queue AS (
     SELECT message_timeout, (dead_letter::json ->> 'max_reservations')::int AS max_reservations
     FROM mq_queues
     WHERE project_id = %(project_id)s AND name = %(queue_name)s AND type = 'pull'
@@ -176,7 +180,7 @@ UPDATE mq_messages m SET state = 'reserved', reserved_count = m.reserved_count +
     reservation_id = replace(gen_random_uuid()::text, '-', ''),
     visible_at = coalesce(%(now)s::float8, extract(epoch from now()))
                  + coalesce(%(timeout)s::int, queue.message_timeout)
-FROM picked, queue
+FROM picked, queue, relaxed
 WHERE m.seq = picked.seq
   AND NOT EXISTS (SELECT 1 FROM picked p, queue q WHERE p.reserved_count >= q.max_reservations)
 RETURNING m.seq, m.ord, m.id, m.queue_name, m.body, m.push_headers, m.reserved_count,
