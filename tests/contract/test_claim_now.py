@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.contract.test_tasks import LEASE, NOW, claim, queue
+from tests.contract.test_tasks import LEASE, NOW, claim, client_with_codes, queue
 from workhorse.client import Client
 from workhorse.storage import Storage
 from workhorse.storage.stores import ClaimedRows, Transaction
@@ -14,10 +14,7 @@ from workhorse.storage.stores import ClaimedRows, Transaction
 
 @pytest.fixture
 def client(pg_storage: Storage) -> Client:
-    c = Client(pg_storage)
-    c.register_python("work", {})
-    c.register_python("other", {})
-    return c
+    return client_with_codes(pg_storage)
 
 
 CLAIM_ARGS: dict[str, Any] = {

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.contract.test_tasks import client_with_codes
 from workhorse.client import Client
 from workhorse.domain.schedule import (
     IRON_MIN_RUN_EVERY,
@@ -26,10 +27,7 @@ NOW = 1_800_000_000.0
 
 @pytest.fixture
 def client(storage: Storage) -> Client:
-    c = Client(storage)
-    c.register_python("work", {})
-    c.register_python("other", {})
-    return c
+    return client_with_codes(storage)
 
 
 @pytest.fixture

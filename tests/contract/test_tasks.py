@@ -18,12 +18,17 @@ NOW = 1_800_000_000.0
 LEASE = 30.0
 
 
-@pytest.fixture
-def client(storage: Storage) -> Client:
+def client_with_codes(storage: Storage) -> Client:
+    """A client whose project has the Python codes `work` and `other`."""
     c = Client(storage)
     c.register_python("work", {})
     c.register_python("other", {})
     return c
+
+
+@pytest.fixture
+def client(storage: Storage) -> Client:
+    return client_with_codes(storage)
 
 
 def queue(client: Client, n: int = 1, code: str = "work", **opts: Any) -> list[str]:

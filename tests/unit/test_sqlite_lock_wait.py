@@ -92,13 +92,6 @@ linux_only = pytest.mark.skipif(
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "locked.db"
-    open_storage(Settings(database_url=f"sqlite:///{path}"), migrate=True).close()
-    return path
-
-
-@pytest.fixture
 def waiter(db_path: Path) -> Iterator[SqliteDatabase]:
     # A second adapter on the same file stands for another process: its own
     # connections and its own in-process lock, so it meets the holder in SQLite.

@@ -26,13 +26,6 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "watched.db"
-    open_storage(Settings(database_url=f"sqlite:///{path}"), migrate=True).close()
-    return path
-
-
-@pytest.fixture
 def watch(db_path: Path) -> Iterator[WalWatch]:
     opened = open_wal_watch(db_path)
     assert opened is not None

@@ -127,12 +127,6 @@ class ScheduleStore(_Store):
         )
         return [schedule_from_row(r) for r in rows]
 
-    def db_now(self, *, now: float | None = None) -> float:
-        """The time by which due times are judged (`now` itself when given)."""
-        row = self.conn.fetch_one(self.q["schedules.db_now"], {"now": now})
-        assert row is not None  # noqa: S101 - a SELECT without FROM returns a row
-        return float(row["now"])
-
     def claim_due(
         self, *, limit: int, now: float | None = None
     ) -> builtins.list[Claimed]:

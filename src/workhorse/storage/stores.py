@@ -176,6 +176,12 @@ class _Store:
         # connection was lost, maybe after its commit landed).
         self.retried = retried
 
+    def db_now(self, *, now: float | None = None) -> float:
+        """The database's time, by which due times are judged (`now` itself when given)."""
+        row = self.conn.fetch_one(self.q["schedules.db_now"], {"now": now})
+        assert row is not None  # noqa: S101 - a SELECT without FROM returns a row
+        return float(row["now"])
+
 
 _NEW_TASK_FIELDS = tuple(NewTask.__dataclass_fields__)
 _new_task_values = operator.attrgetter(*_NEW_TASK_FIELDS)
@@ -218,8 +224,7 @@ class TaskStore(_Store):
             self._copy(tasks, now)
 
     def _copy(self, tasks: Sequence[NewTask], now: float | None) -> None:
-        clock = self.conn.fetch_one(self.q["schedules.db_now"], {"now": now})
-        at = float(clock["now"]) if clock is not None else time.time()
+        at = self.db_now(now=now)
         self.conn.copy_in(
             self.q["tasks.copy"],
             [
