@@ -851,7 +851,8 @@ class Storage:
 
         Args:
             fn: the work; it may run more than once, so it must not have side
-                effects outside the transaction.
+                effects outside the transaction. A repeat sees `tx.retried`: the
+                try before it may have committed (its connection was lost).
             single_statement: `fn` runs exactly one statement, which is atomic by
                 itself; PostgreSQL then skips BEGIN/COMMIT (one round trip).
             retry_for: give up after this many seconds (None: the producer budget
