@@ -7,19 +7,37 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from workhorse.client import DEFAULT_PROJECT, Client
 from workhorse.errors import InvalidInput, NotFound, StorageUnavailable, WorkhorseError
 from workhorse.settings import Settings
 from workhorse.storage import Storage, open_storage
 
-console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """A Rich console made on first use, so that commands which print no tables or
+    markup (a runner) start without loading Rich."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+console = cast("Console", _LazyConsole())
+err_console = cast("Console", _LazyConsole(stderr=True))
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -80,6 +98,8 @@ def table(
     title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
     """Print a Rich table."""
+    from rich.table import Table
+
     t = Table(title=title, header_style="bold")
     for c in columns:
         t.add_column(c)

@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import click
 
-from workhorse.cli import codes, projects, queues, runner, server, tasks
 from workhorse.cli.common import Context, handle_errors, pass_ctx, table
-from workhorse.cli.schedules import schedule
 from workhorse.client import DEFAULT_PROJECT
 
+# Commands defined in their own modules, loaded only when run (or listed by --help):
+# a runner's start-up then skips the modules of every other command.
+LAZY_COMMANDS = {
+    "code": "workhorse.cli.codes:code",
+    "project": "workhorse.cli.projects:project",
+    "queue": "workhorse.cli.queues:queue",
+    "runner": "workhorse.cli.runner:runner",
+    "schedule": "workhorse.cli.schedules:schedule",
+    "server": "workhorse.cli.server:server",
+    "stacks": "workhorse.cli.codes:stacks",
+    "task": "workhorse.cli.tasks:task",
+    "token": "workhorse.cli.projects:token",
+    "up": "workhorse.cli.runner:up",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose commands in LAZY_COMMANDS are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--database-url",
     envvar="WORKHORSE_DATABASE_URL",
@@ -103,18 +132,6 @@ def runners(ctx: Context, /) -> None:
         ["id", "host", "pid", "cluster", "running", "sandbox", "status", "heartbeat"],
         rows,
     )
-
-
-cli.add_command(runner.runner)
-cli.add_command(runner.up)
-cli.add_command(tasks.task)
-cli.add_command(codes.code)
-cli.add_command(queues.queue)
-cli.add_command(codes.stacks)
-cli.add_command(schedule)
-cli.add_command(projects.project)
-cli.add_command(projects.token)
-cli.add_command(server.server)
 
 
 def main() -> None:

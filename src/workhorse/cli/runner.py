@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from workhorse.app import App
-from workhorse.cli.common import Context, console, handle_errors, pass_ctx
+from workhorse.cli.common import Context, handle_errors, pass_ctx
 from workhorse.cli.server import api_options, start_api
 from workhorse.errors import InvalidInput
 from workhorse.worker.registry import Registry
@@ -47,11 +47,11 @@ def run_worker(ctx: Context, /, worker: Worker, banner: list[str]) -> None:
             if (
                 signum == signal.SIGINT
             ):  # a second Ctrl-C: do not wait for running tasks
-                console.print("[red]second Ctrl-C: stopping now[/red]")
+                click.secho("second Ctrl-C: stopping now", fg="red")
                 os._exit(1)
             return
-        console.print(
-            f"[yellow]{signal.Signals(signum).name}: finishing running tasks...[/yellow]"
+        click.secho(
+            f"{signal.Signals(signum).name}: finishing running tasks...", fg="yellow"
         )
         stop.set()
 
@@ -59,10 +59,10 @@ def run_worker(ctx: Context, /, worker: Worker, banner: list[str]) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     worker.start()
     for line in banner:
-        console.print(line)
+        click.echo(line)
     stop.wait()
     worker.stop()
-    console.print("stopped")
+    click.echo("stopped")
 
 
 def _worker_for(ctx: Context, /, app_spec: str | None, config: WorkerConfig) -> Worker:
@@ -82,7 +82,8 @@ def _describe(worker: Worker, ctx: Context) -> list[str]:
     names = worker.registry.names()
     sandbox = worker.process.launcher.name
     lines = [
-        f"[bold green]runner {worker.id}[/bold green] on {ctx.settings.database_url}",
+        f"{click.style(f'runner {worker.id}', fg='green', bold=True)} "
+        f"on {ctx.settings.database_url}",
         f"  concurrency {worker.config.concurrency}, cluster {worker.config.cluster!r}",
         f"  Python tasks: {', '.join(names) if names else 'none (pass --app module:app)'}",
         f"  code packages: {'yes, ' + sandbox if worker.config.packages else 'no'}",
@@ -91,8 +92,11 @@ def _describe(worker: Worker, ctx: Context) -> list[str]:
         lines.append(f"  sandbox: {worker.process.launcher.describe()}")
     if worker.config.packages and sandbox == "process":
         lines.append(
-            "  [bold yellow]warning: no sandbox; code packages run as plain child "
-            "processes[/bold yellow]"
+            click.style(
+                "  warning: no sandbox; code packages run as plain child processes",
+                fg="yellow",
+                bold=True,
+            )
         )
     return lines
 

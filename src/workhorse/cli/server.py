@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from workhorse.cli.common import Context, console, handle_errors, pass_ctx
+from workhorse.cli.common import Context, handle_errors, pass_ctx
 from workhorse.cli.projects import bootstrap, iron_json
 from workhorse.errors import WorkhorseError
 
@@ -64,16 +64,16 @@ def _is_loopback(host: str) -> bool:
 def api_banner(ctx: Context, url: str, host: str, port: int) -> list[str]:
     """Banner lines: where the API is, and the first token if it was just created."""
     lines = [
-        f"[bold green]API[/bold green] {url}  "
+        f"{click.style('API', fg='green', bold=True)} {url}  "
         "(IronWorker v2, IronMQ v3, /v1, /openapi.json)"
     ]
     minted = bootstrap(ctx.storage)
     if minted is not None:
         project_id, token = minted
         lines += [
-            f"  first start: created project [bold]{project_id}[/bold] and a token "
+            f"  first start: created project {click.style(project_id, bold=True)} and a token "
             "(shown only now):",
-            f"  [bold]{token}[/bold]",
+            f"  {click.style(token, bold=True)}",
             "  iron.json for the Iron clients:",
             *(
                 "    " + line
@@ -86,8 +86,12 @@ def api_banner(ctx: Context, url: str, host: str, port: int) -> list[str]:
         )
     if not _is_loopback(host):
         lines.append(
-            f"  [bold yellow]warning: listening on {host}; put a TLS proxy in front, "
-            "tokens travel in clear text over plain HTTP[/bold yellow]"
+            click.style(
+                f"  warning: listening on {host}; put a TLS proxy in front, "
+                "tokens travel in clear text over plain HTTP",
+                fg="yellow",
+                bold=True,
+            )
         )
     return lines
 
@@ -135,7 +139,7 @@ def server(ctx: Context, host: str, port: int, access_log: bool) -> None:
     def started(bound_port: int) -> None:
         url = f"http://{host}:{bound_port}"
         for line in api_banner(ctx, url, host, bound_port):
-            console.print(line)
+            click.echo(line)
 
     try:
         module.serve(

@@ -27,8 +27,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadDateError, CroniterError, croniter
-
 from workhorse.errors import InvalidInput
 
 # Iron's rule for schedules created over the HTTP API.
@@ -179,6 +177,8 @@ def check_cron(expression: str) -> str:
             f"invalid cron {expression!r}: "
             "give five fields (minute hour day month weekday)"
         )
+    from croniter import CroniterError, croniter  # see _cron_walls
+
     try:
         croniter(text, datetime(2000, 1, 1))  # noqa: DTZ001 - cron fields are wall-clock
     except (CroniterError, ValueError, KeyError) as exc:
@@ -271,6 +271,10 @@ def _local_wall(instant: float, tz: ZoneInfo) -> datetime:
 def _cron_walls(
     expression: str, start: datetime, *, backwards: bool = False
 ) -> Iterator[datetime]:
+    # croniter is loaded with the first cron expression read: processes that
+    # never meet one (most runners) start without it.
+    from croniter import CroniterBadDateError, croniter
+
     it = croniter(expression, start)
     while True:
         try:

@@ -40,7 +40,6 @@ from workhorse.worker.registry import Registry
 from workhorse.worker.runners.base import Running, RunResult
 from workhorse.worker.runners.process import Launcher, ProcessRunner
 from workhorse.worker.runners.python import PythonRunner
-from workhorse.worker.runners.sandbox import choose_launcher
 from workhorse.worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -109,12 +108,15 @@ class Worker:
             report_progress=self._report_progress,
             queue_children=self._queue_children,
         )
+        if launcher is None and self.config.packages:
+            # Default: a bubblewrap sandbox when it works here, else a plain child.
+            # (Loaded here: a runner of Python tasks alone starts without it.)
+            from workhorse.worker.runners.sandbox import choose_launcher
+
+            launcher = choose_launcher(settings)
         self.process = ProcessRunner(
             CodeCache(storage, self.config.cache_dir),
-            # Default: a bubblewrap sandbox when it works here, else a plain child.
-            launcher=launcher
-            if launcher is not None or not self.config.packages
-            else choose_launcher(settings),
+            launcher=launcher,
             log_limit=settings.max_log_bytes,
             append_log=self._append_log,
             kill_grace=self.config.kill_grace,
