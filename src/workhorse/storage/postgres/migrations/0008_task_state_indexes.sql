@@ -1,0 +1,5 @@
+-- Nothing changes on PostgreSQL. SQLite's 0008 replaces indexes that an attempt's
+-- status changes rewrite with indexes that hold a task only while it is queued or
+-- running. PostgreSQL writes a new entry in every index, whatever its columns, when
+-- an update changes an indexed or predicate column (no HOT update), so the same
+-- swap would save nothing here and add an index write to every enqueue.
