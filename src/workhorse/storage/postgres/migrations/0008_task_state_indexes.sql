@@ -1,5 +1,7 @@
--- Nothing changes on PostgreSQL. SQLite's 0008 replaces indexes that an attempt's
--- status changes rewrite with indexes that hold a task only while it is queued or
--- running. PostgreSQL writes a new entry in every index, whatever its columns, when
--- an update changes an indexed or predicate column (no HOT update), so the same
--- swap would save nothing here and add an index write to every enqueue.
+-- Nothing changes on PostgreSQL (SQLite's 0008 swaps its task indexes). Here an
+-- update that changes a task's status writes a new entry in every index whose
+-- predicate the new row meets, so the same swap would save the per-code index's
+-- entry at claim and at finish. It is not made: the by-id updates of finish and
+-- heartbeat also name status = 'running', and a partial index on that predicate is
+-- what PostgreSQL's planner once scanned instead of the id index (see 0007); the
+-- swap needs those statements rewritten first.
