@@ -35,7 +35,7 @@ class Prefetch:
     """
 
     TARGET_SECONDS = 0.02
-    MAX = 400  # twice MAX_CLAIM: claims stay batched at half the capacity free
+    MAX = 2 * MAX_CLAIM  # so that claims stay batched at half the capacity free
     _WEIGHT = 0.05  # of each new observation in the moving average
 
     def __init__(self, concurrency: int, *, fixed: int | None = None) -> None:

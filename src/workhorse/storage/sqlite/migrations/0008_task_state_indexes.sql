@@ -4,8 +4,8 @@
 -- predicate a statement changes, so indexes that hold a task only while it is queued,
 -- or only while it runs, cost one insert and one delete each: eight index writes per
 -- attempt become five (the claim index, these two, and tasks_finished).
--- Capped codes find their queued tasks in tasks_queued_code and count their running
--- ones in tasks_running; the rescuer reads the running tasks' leases through
+-- The check for capped codes with due work reads tasks_queued_code, their running
+-- counts read tasks_running; the rescuer reads the running tasks' leases through
 -- tasks_running (a scan of the running tasks, which the fleet's slots bound).
 -- Status counts per code now read the project's rows instead of one index.
 DROP INDEX tasks_code;
