@@ -225,19 +225,33 @@ class App:
         `payload` is sent as is when a string, JSON-encoded otherwise. A Python
         task's payload has the shape `{"args": [...], "kwargs": {...}}`.
         """
-        options = TaskOptions(
-            priority=priority,
-            delay=delay,
-            timeout=timeout,
-            label=label,
-            cluster=cluster,
-            retries=retries,
-            retries_delay=retries_delay,
-            parent_id=parent_id,
-        )
-        self._ensure_registered(code_name)
-        task_id = self.client.queue(code_name, _encode(payload), options)
-        return TaskHandle(self.client, task_id)
+        if (
+            priority is None
+            and type(delay) in (int, float)
+            and delay == 0
+            and timeout is None
+            and label is None
+            and cluster == "default"
+            and retries is None
+            and retries_delay is None
+            and parent_id is None
+        ):
+            options = _DEFAULT_OPTIONS
+        else:
+            options = TaskOptions(
+                priority=priority,
+                delay=delay,
+                timeout=timeout,
+                label=label,
+                cluster=cluster,
+                retries=retries,
+                retries_delay=retries_delay,
+                parent_id=parent_id,
+            )
+        if code_name not in self._registered:
+            self._ensure_registered(code_name)
+        client = self._client or self.client
+        return TaskHandle(client, client.queue(code_name, _encode(payload), options))
 
     def queue_many(
         self,
@@ -275,6 +289,9 @@ class App:
         return await _in_thread(
             functools.partial(self.queue_many, code_name, items, **options)
         )
+
+
+_DEFAULT_OPTIONS = TaskOptions()
 
 
 def _encode(payload: str | dict[str, Any] | list[Any] | None) -> str:

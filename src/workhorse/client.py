@@ -36,7 +36,7 @@ from workhorse.errors import InvalidInput, NotFound
 from workhorse.settings import Settings
 from workhorse.storage import Storage
 from workhorse.storage.blobs import BlobStore
-from workhorse.storage.stores import Transaction
+from workhorse.storage.stores import INTAKE_CHECK_EVERY, Transaction
 
 DEFAULT_PROJECT = "default"
 MAX_BATCH = 10_000
@@ -147,6 +147,7 @@ class Client:
         self.project_id = project_id
         self._codes: dict[str, tuple[float, CodeDefaults]] = {}
         self._codes_lock = threading.Lock()
+        self._enqueued = 0  # single enqueues, to look at the intake now and then
 
     # -- queueing ---------------------------------------------------------------
 
@@ -212,7 +213,18 @@ class Client:
             lambda tx: self._code_defaults(tx, code_name), write=False
         )
         # Everything is validated before anything is written: bad input changes nothing.
-        if per_task:
+        if len(payloads) == 1:
+            tasks = [
+                build_task(
+                    task_id=new_id(),
+                    project_id=self.project_id,
+                    code=code,
+                    payload=payloads[0],
+                    options=per_task[0] if per_task else base,
+                    max_payload_bytes=self.settings.max_payload_bytes,
+                )
+            ]
+        elif per_task:
             tasks = [
                 build_task(
                     task_id=new_id(),
@@ -234,9 +246,17 @@ class Client:
                 max_payload_bytes=self.settings.max_payload_bytes,
             )
         # One task is one statement; a batch may take several (see insert_many).
-        self.storage.run(
-            lambda tx: tx.tasks.insert_many(tasks), single_statement=len(tasks) == 1
-        )
+        if len(tasks) == 1:
+            self.storage.run(
+                lambda tx: tx.tasks.enqueue(tasks[0]), single_statement=True
+            )
+            self._enqueued += 1
+            if self._enqueued % INTAKE_CHECK_EVERY == 0 and self.storage.run(
+                lambda tx: tx.tasks.intake_full(), write=False
+            ):
+                self.storage.run(lambda tx: tx.tasks.admit())
+        else:
+            self.storage.run(lambda tx: tx.tasks.insert_many(tasks))
         return [t.id for t in tasks]
 
     def queue_children(
@@ -303,9 +323,18 @@ class Client:
 
     def list(self, **filters: Any) -> list[tuple[int, Task]]:
         """Tasks newest first with their seq cursors (see TaskStore.list)."""
+        self.admit()
         return self.storage.run(
             lambda tx: tx.tasks.list(self.project_id, **filters), write=False
         )
+
+    def admit(self) -> None:
+        """Give tasks waiting in SQLite's intake their place among the others (a
+        listing pages by that place)."""
+        if self.storage.dialect == "sqlite" and self.storage.run(
+            lambda tx: tx.tasks.intake_waiting(), write=False
+        ):
+            self.storage.run(lambda tx: tx.tasks.admit())
 
     def attempts(self, task_id: str) -> builtins.list[Attempt]:
         """Recorded attempts of a task."""

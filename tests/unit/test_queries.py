@@ -15,6 +15,10 @@ DIALECT_ONLY: set[str] = {
     "tasks.claim_now",
     "tasks.copy",
     "tasks.insert_one",
+    "tasks.intake",
+    "tasks.intake_span",
+    "tasks.admit",
+    "tasks.admitted",
 }
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
+from pathlib import Path
 
 from workhorse.domain.task import Task
-from workhorse.storage import Storage
+from workhorse.settings import Settings
+from workhorse.storage import Storage, open_storage
 from workhorse.storage.queries import load
 
 
@@ -38,3 +40,22 @@ def test_sqlite_claim_reads_back_the_columns_in_table_order() -> None:
     assert listed is not None
     names = [n.strip() for n in listed.group(1).split(",")]
     assert names == ["seq", *(f.name for f in fields(Task))]
+
+
+def test_sqlite_intake_view_has_the_tasks_columns(tmp_path: Path) -> None:
+    """Reads by id union `tasks` with `intake_tasks`: same columns, same order."""
+    storage = open_storage(
+        Settings(database_url=f"sqlite:///{tmp_path / 'w.db'}"), migrate=True
+    )
+    names = {
+        table: [
+            r["name"]
+            for r in storage.run(
+                lambda tx, t=table: tx.conn.fetch_all(f"PRAGMA table_info({t})"),
+                write=False,
+            )
+        ]
+        for table in ("tasks", "intake_tasks")
+    }
+    storage.close()
+    assert names["intake_tasks"] == names["tasks"]

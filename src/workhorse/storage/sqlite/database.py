@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, LiteralString
+from typing import Any, LiteralString, TypeVar
 
 from workhorse.errors import InvalidInput
 from workhorse.storage.base import Params, Row
@@ -41,6 +41,7 @@ LOCK_WAIT_SECONDS = 5.0
 LOCK_FIRST_PAUSE = 0.00005
 LOCK_MAX_PAUSE = 0.002
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+T = TypeVar("T")
 
 
 def path_from_url(url: str) -> Path:
@@ -63,15 +64,22 @@ def _begin(
     commits: Callable[[], WalWatch | None] = _no_watch,
 ) -> None:
     """BEGIN (or another statement that takes a lock), retrying while another process
-    holds the lock: at the holder's commit signal where `commits()` gives a watch on
-    them, else after short pauses."""
+    holds the lock (see `_retry_locked`)."""
+    _retry_locked(lambda: conn.execute(statement), commits)
+
+
+def _retry_locked(
+    run: Callable[[], T], commits: Callable[[], WalWatch | None] = _no_watch
+) -> T:
+    """`run()`, a statement that changes nothing when it finds the database locked,
+    retried while another process holds the lock: at the holder's commit signal
+    where `commits()` gives a watch on them, else after short pauses."""
     pause = LOCK_FIRST_PAUSE
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     watch: WalWatch | None = None
     while True:
         try:
-            conn.execute(statement)
-            return
+            return run()
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
@@ -91,10 +99,28 @@ def _begin(
             pause = min(pause * 2, LOCK_MAX_PAUSE)
 
 
+class _Autocommit:
+    """A connection's `execute` for one statement outside BEGIN/COMMIT: the
+    statement takes the write lock itself, and is retried while another process
+    holds it (a statement refused for the lock has changed nothing)."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, commits: Callable[[], WalWatch | None]
+    ) -> None:
+        self._conn = conn
+        self._commits = commits
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return _retry_locked(lambda: self._conn.execute(sql, params), self._commits)
+
+    def executemany(self, sql: str, params: Any) -> sqlite3.Cursor:
+        return _retry_locked(lambda: self._conn.executemany(sql, params), self._commits)
+
+
 class SqliteConnection:
     """Statement executor over one sqlite3 connection inside a transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection | _Autocommit) -> None:
         self._conn = conn
         self.pending: list[str] = []
 
@@ -208,13 +234,17 @@ class SqliteDatabase:
     ) -> Iterator[SqliteConnection]:
         """BEGIN IMMEDIATE for writes (one writer), deferred BEGIN for reads.
 
-        `single` makes no difference here: in-process statements cost no round trips.
+        A `single` write (its one statement atomic by itself) runs without BEGIN
+        and COMMIT, each a statement of SQLite's to prepare and step.
         `durable=False` commits without syncing the WAL (synchronous=NORMAL for this
         transaction): the frames are written, so a process crash keeps them; the
         next durable commit syncs them along with its own.
         """
         conn = self._conn()
-        tx = SqliteConnection(conn)
+        autocommit = write and single
+        tx = SqliteConnection(
+            _Autocommit(conn, self._commit_watch) if autocommit else conn
+        )
         self._local.tx = tx
         relaxed = write and not durable and self._synchronous != "NORMAL"
         if write:
@@ -222,13 +252,13 @@ class SqliteDatabase:
         try:
             if relaxed:
                 conn.execute("PRAGMA synchronous=NORMAL")
-            if write:
-                _begin(conn, "BEGIN IMMEDIATE", self._commit_watch)
-            else:
-                _begin(conn, "BEGIN")
+            if not autocommit:
+                begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+                _begin(conn, begin, self._commit_watch if write else _no_watch)
             try:
                 yield tx
-                conn.execute("COMMIT")
+                if not autocommit:
+                    conn.execute("COMMIT")
                 if write:
                     signal_commit(self._signal)
             except BaseException:

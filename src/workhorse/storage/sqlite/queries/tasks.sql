@@ -20,13 +20,44 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7,
         ?15, ?16)
 ON CONFLICT (id) DO NOTHING;
 
+-- name: intake
+-- Queue one task through the intake (see migration 0009): ?1 to ?14 as for `insert`,
+-- then ?15 now. Its due time is created_at + delay (one clock reading, not two).
+INSERT INTO task_intake (id, project_id, code_name, kind, code_revision, payload, priority,
+                         delay, timeout, label, cluster, retries, retries_delay, backoff,
+                         created_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+        coalesce(?15, (julianday('now') - 2440587.5) * 86400.0));
+
+-- name: intake_span
+-- The first and last seq waiting in the intake (NULLs when it is empty).
+SELECT min(seq) AS first, max(seq) AS last FROM task_intake;
+
+-- name: admit
+-- Move intake rows up to :upto into tasks, in the order they were queued.
+INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
+                   run_at, timeout, label, cluster, retries, retries_delay, backoff,
+                   created_at)
+SELECT id, project_id, code_name, kind, code_revision, payload, 'queued', priority,
+       created_at + delay, timeout, label, cluster, retries, retries_delay, backoff, created_at
+FROM task_intake WHERE seq <= :upto ORDER BY seq
+ON CONFLICT (id) DO NOTHING;
+
+-- name: admitted
+-- After `admit`: drop the rows it moved.
+DELETE FROM task_intake WHERE seq <= :upto;
+
 -- name: get
--- One task of a project.
-SELECT * FROM tasks WHERE id = :id AND project_id = :project_id;
+-- One task of a project, admitted or still in the intake.
+SELECT * FROM tasks WHERE id = :id AND project_id = :project_id
+UNION ALL
+SELECT * FROM intake_tasks WHERE id = :id AND project_id = :project_id;
 
 -- name: get_many
--- Several tasks of a project by id.
-SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(:ids)) AND project_id = :project_id;
+-- Several tasks of a project by id, admitted or still in the intake.
+SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(:ids)) AND project_id = :project_id
+UNION ALL
+SELECT * FROM intake_tasks WHERE id IN (SELECT value FROM json_each(:ids)) AND project_id = :project_id;
 
 -- name: list
 -- Newest first, optionally filtered; :before is a seq cursor.
@@ -231,9 +262,11 @@ WHERE task_id = :task_id
 ORDER BY chunk;
 
 -- name: count_by_status
--- Tasks per code and status in a project.
-SELECT code_name, status, count(*) AS n FROM tasks
-WHERE project_id = :project_id
+-- Tasks per code and status in a project, the intake's among the queued.
+SELECT code_name, status, count(*) AS n
+FROM (SELECT code_name, status FROM tasks WHERE project_id = :project_id
+      UNION ALL
+      SELECT code_name, 'queued' FROM task_intake WHERE project_id = :project_id)
 GROUP BY code_name, status;
 
 -- name: prune_candidates

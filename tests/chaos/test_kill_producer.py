@@ -1,0 +1,82 @@
+"""kill -9 of a producer queueing one task per call: every task it was told was
+stored is there, and runs exactly once (on SQLite through the intake)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.conftest import wait_for
+from workhorse import App, TaskStatus
+from workhorse.settings import Settings
+
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+ACKNOWLEDGED = 300
+
+PRODUCER = """
+import sys
+import workhorse
+from workhorse.domain.task import python_payload
+
+app = workhorse.App()
+i = 0
+while True:
+    task_id = app.client.queue("work", python_payload([i], {}))
+    sys.stdout.write(f"{task_id} {i}\\n")
+    sys.stdout.flush()
+    i += 1
+"""
+
+
+def test_a_killed_producer_loses_no_acknowledged_task(
+    settings: Settings,
+    database_url: str,
+    spawn_runner: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    app = App(settings=settings)
+    app.client.register_python("work", {})
+    producer = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER],
+        env={**os.environ, "WORKHORSE_DATABASE_URL": database_url},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert producer.stdout is not None
+    acknowledged: dict[str, int] = {}
+    for line in producer.stdout:
+        task_id, n = line.split()
+        acknowledged[task_id] = int(n)
+        if len(acknowledged) == ACKNOWLEDGED:
+            producer.send_signal(signal.SIGKILL)  # mid-enqueue, most likely
+            break
+    producer.wait()
+    producer.stdout.close()
+
+    for task_id in acknowledged:
+        assert app.client.get(task_id).status == TaskStatus.QUEUED
+
+    stored = sum(n for _, st, n in app.client.counts())
+    # At most the one call in flight committed without being acknowledged.
+    assert ACKNOWLEDGED <= stored <= ACKNOWLEDGED + 1
+    spawn_runner()
+    spawn_runner()
+
+    def finished() -> int:
+        return sum(n for _, st, n in app.client.counts() if st == "complete")
+
+    wait_for(lambda: finished() == stored, 120, "every stored task complete")
+    for task_id, n in acknowledged.items():
+        task = app.client.get(task_id)
+        assert (task.status, task.result) == (TaskStatus.COMPLETE, str(n * 2))
+    runs = Counter((tmp_path / "runs.txt").read_text().split())
+    assert set(acknowledged) <= set(runs)
+    assert all(count == 1 for count in runs.values())
+    app.close()
