@@ -15,6 +15,7 @@ from workhorse.storage.sqlite.walwatch import (
     COMMITTED,
     NOTHING,
     WRITING,
+    CommitSignal,
     WalWatch,
     open_wal_watch,
     signal_path,
@@ -84,3 +85,40 @@ def test_waiting_on_signals_only_leaves_frames_for_writes(
     conn.close()
     commit_through_workhorse(db_path)
     assert watch.wait(2.0, writes=False) == COMMITTED
+
+
+def test_a_touch_from_an_older_writer_is_still_a_signal(
+    db_path: Path, watch: WalWatch
+) -> None:
+    signal_path(db_path).touch()
+    assert watch.wait(1.0, writes=False) == COMMITTED
+    assert watch.wait(0.05, writes=False) == NOTHING
+
+
+def test_an_empty_signal_file_gets_its_byte_and_signals(
+    db_path: Path, watch: WalWatch
+) -> None:
+    signal_path(db_path).write_bytes(b"")  # as left by older versions
+    watch.drain_commits()
+    sender = CommitSignal(signal_path(db_path))
+    sender.send()
+    assert signal_path(db_path).stat().st_size == 1
+    assert watch.wait(1.0, writes=False) == COMMITTED
+    sender.close()
+
+
+def test_the_watch_follows_a_signal_file_created_again(
+    db_path: Path, watch: WalWatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = CommitSignal(signal_path(db_path))
+    sender.send()
+    assert watch.wait(1.0, writes=False) == COMMITTED
+    signal_path(db_path).unlink()
+    assert watch.wait(0.05, writes=False) == NOTHING  # a deletion is no commit
+    monkeypatch.setattr(CommitSignal, "RECHECK_SECONDS", 0.0)
+    sender.send()  # finds its file gone: creates it again (IN_CREATE), then reads
+    assert watch.wait(1.0, writes=False) == COMMITTED
+    watch.drain_commits()
+    sender.send()  # a plain read of the new file
+    assert watch.wait(1.0, writes=False) == COMMITTED
+    sender.close()

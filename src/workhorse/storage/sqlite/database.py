@@ -18,9 +18,9 @@ from workhorse.storage.notify import Hub, HubListener
 from workhorse.storage.queries import load
 from workhorse.storage.sqlite.walwatch import (
     WRITING,
+    CommitSignal,
     WalWatch,
     open_wal_watch,
-    signal_commit,
     signal_path,
 )
 
@@ -173,7 +173,7 @@ class SqliteDatabase:
         self.path = path_from_url(url)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous
-        self._signal = signal_path(self.path)
+        self._signal = CommitSignal(signal_path(self.path))
         self.queries = load("sqlite")
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -260,7 +260,7 @@ class SqliteDatabase:
                 if not autocommit:
                     conn.execute("COMMIT")
                 if write:
-                    signal_commit(self._signal)
+                    self._signal.send()
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -354,6 +354,7 @@ class SqliteDatabase:
         watch, self._writer_watch, self._writer_watch_pid = self._writer_watch, None, -1
         if watch is not None:
             watch.close()
+        self._signal.close()
         with self._all_lock:
             for conn in self._all:
                 conn.close()
