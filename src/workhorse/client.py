@@ -36,7 +36,7 @@ from workhorse.errors import InvalidInput, NotFound
 from workhorse.settings import Settings
 from workhorse.storage import Storage
 from workhorse.storage.blobs import BlobStore
-from workhorse.storage.stores import INTAKE_CHECK_EVERY, Transaction
+from workhorse.storage.stores import INTAKE_CHECK_EVERY, INTAKE_LIMIT, Transaction
 
 DEFAULT_PROJECT = "default"
 MAX_BATCH = 10_000
@@ -251,10 +251,8 @@ class Client:
                 lambda tx: tx.tasks.enqueue(tasks[0]), single_statement=True
             )
             self._enqueued += 1
-            if self._enqueued % INTAKE_CHECK_EVERY == 0 and self.storage.run(
-                lambda tx: tx.tasks.intake_full(), write=False
-            ):
-                self.storage.run(lambda tx: tx.tasks.admit())
+            if self._enqueued % INTAKE_CHECK_EVERY == 0:
+                self.admit(at_least=INTAKE_LIMIT)
         else:
             self.storage.run(lambda tx: tx.tasks.insert_many(tasks))
         return [t.id for t in tasks]
@@ -328,11 +326,13 @@ class Client:
             lambda tx: tx.tasks.list(self.project_id, **filters), write=False
         )
 
-    def admit(self) -> None:
+    def admit(self, *, at_least: int = 1) -> None:
         """Give tasks waiting in SQLite's intake their place among the others (a
-        listing pages by that place)."""
-        if self.storage.dialect == "sqlite" and self.storage.run(
-            lambda tx: tx.tasks.intake_waiting(), write=False
+        listing pages by that place), if `at_least` that many wait."""
+        if (
+            self.storage.dialect == "sqlite"
+            and self.storage.run(lambda tx: tx.tasks.intake_length(), write=False)
+            >= at_least
         ):
             self.storage.run(lambda tx: tx.tasks.admit())
 

@@ -157,7 +157,7 @@ def test_tasks_with_a_parent_or_a_schedule_skip_the_intake(
 def test_a_producer_without_runners_admits_a_full_intake(
     storage: Storage, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stores, "INTAKE_LIMIT", 4)
+    monkeypatch.setattr("workhorse.client.INTAKE_LIMIT", 4)
     monkeypatch.setattr("workhorse.client.INTAKE_CHECK_EVERY", 3)
     for i in range(5):
         client.queue("work", f'{{"args": [{i}]}}')

@@ -192,13 +192,15 @@ def _new_task_row(task: NewTask) -> dict[str, Any]:
 
 
 # SQLite's intake (migration 0009). A producer with no runner admitting for it
-# looks at the intake's length every INTAKE_CHECK_EVERY enqueues (`intake_full`)
-# and admits it once it holds INTAKE_LIMIT tasks, so that reads by id, which scan
+# looks at the intake's length every INTAKE_CHECK_EVERY enqueues and admits it
+# once it holds INTAKE_LIMIT tasks, so that reads by id, which scan
 # it, stay cheap. A claim admits at most ADMIT_PER_CLAIM tasks, to keep its hold on
 # the write lock short.
 INTAKE_CHECK_EVERY = 1024
 INTAKE_LIMIT = 10_000
 ADMIT_PER_CLAIM = 5_000
+# The intake holds NewTask's fields up to `backoff` (no schedule, no parent).
+_INTAKE_VALUES = _NEW_TASK_FIELDS.index("schedule_id")
 
 
 class TaskStore(_Store):
@@ -217,26 +219,19 @@ class TaskStore(_Store):
         ):
             self.insert_many([task], now=now)
             return
-        self.conn.execute(self.q["tasks.intake"], (*_new_task_values(task)[:14], now))
+        self.conn.execute(
+            self.q["tasks.intake"], (*_new_task_values(task)[:_INTAKE_VALUES], now)
+        )
         self.conn.notify(f"tasks:{task.cluster}")
 
-    def intake_full(self) -> bool:
-        """Whether SQLite's intake holds INTAKE_LIMIT tasks or more."""
+    def intake_length(self) -> int:
+        """How many tasks wait in SQLite's intake (0 elsewhere)."""
         if self.db.dialect != "sqlite":
-            return False
+            return 0
         span = self.conn.fetch_one(self.q["tasks.intake_span"])
-        return (
-            span is not None
-            and span["first"] is not None
-            and span["last"] - span["first"] + 1 >= INTAKE_LIMIT
-        )
-
-    def intake_waiting(self) -> bool:
-        """Whether queued tasks wait in SQLite's intake (always False elsewhere)."""
-        if self.db.dialect != "sqlite":
-            return False
-        span = self.conn.fetch_one(self.q["tasks.intake_span"])
-        return span is not None and span["first"] is not None
+        if span is None or span["first"] is None:
+            return 0
+        return int(span["last"] - span["first"] + 1)
 
     def admit(self, *, limit: int | None = None) -> int:
         """Move tasks from SQLite's intake into `tasks`, oldest first (all of them,
