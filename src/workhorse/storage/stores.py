@@ -254,9 +254,9 @@ class TaskStore(_Store):
 
         PostgreSQL takes a single task in one plain INSERT (atomic on its own, so
         callers may skip BEGIN/COMMIT: `Storage.run(..., single_statement=True)`)
-        and a batch through COPY (in a transaction); a retried batch, whose first
-        try may have committed, goes through one INSERT of a JSON batch that skips
-        ids already stored. SQLite, always in a transaction, binds one plain
+        and a batch through COPY (in a transaction); a retry, whose first try may
+        have committed, goes through one INSERT of a JSON batch that skips ids
+        already stored. SQLite, always in a transaction, binds one plain
         INSERT per task: cheaper for it than unpacking a JSON batch.
         """
         if self.db.dialect == "sqlite":
@@ -269,13 +269,13 @@ class TaskStore(_Store):
             )
             for cluster in {t.cluster for t in tasks}:
                 self.conn.notify(f"tasks:{cluster}")
-        elif len(tasks) == 1:
-            row = _new_task_row(tasks[0])
-            row["now"] = now
-            self.conn.fetch_all(self.q["tasks.insert_one"], row)
         elif self.retried:
             batch = _COMPACT_JSON([_new_task_row(t) for t in tasks])
             self.conn.fetch_all(self.q["tasks.insert"], {"batch": batch, "now": now})
+        elif len(tasks) == 1:
+            row = _new_task_row(tasks[0])
+            row["now"] = now
+            self.conn.execute(self.q["tasks.insert_one"], row)
         else:
             self._copy(tasks, now)
 
