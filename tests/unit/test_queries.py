@@ -49,3 +49,10 @@ def test_migrations_are_numbered_in_lockstep() -> None:
     postgres = [(v, n) for v, n, _ in migrations("postgres")]
     assert sqlite == postgres
     assert [v for v, _ in sqlite] == list(range(1, len(sqlite) + 1))
+
+
+def test_a_first_post_can_drop_its_on_conflict_line() -> None:
+    """MessageStore.post removes this line on a first try: it must be there to remove."""
+    from workhorse.storage.messages import _SKIP_STORED
+
+    assert load("postgres")["messages.post"].count(_SKIP_STORED) == 1

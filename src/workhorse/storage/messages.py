@@ -32,6 +32,11 @@ ONE_STATEMENT_POST = frozenset({"postgres"})
 # statements (and BEGIN/COMMIT) pays off even at the price of a retry.
 NETWORKED = frozenset({"postgres"})
 _ROWS_JSON = json.JSONEncoder(separators=(",", ":")).encode
+# A post's first try cannot meet its own ids (they are new): only a retry, whose
+# first try may have committed, needs ON CONFLICT, which costs PostgreSQL a
+# speculative insertion per row (~2 us a row in batches of 100). The first try
+# runs the statement without that line.
+_SKIP_STORED = "\n    ON CONFLICT (id) DO NOTHING"
 
 
 def queue_key(project_id: str, name: str) -> str:
@@ -334,7 +339,10 @@ class MessageStore(_Store):
                 "push_key": PUSH_KEY,
                 "now": now,
             }
-            self.conn.execute(self.q["messages.post"], params)
+            sql = self.q["messages.post"]
+            self.conn.execute(
+                sql if self.retried else sql.replace(_SKIP_STORED, ""), params
+            )
             return
         kind, expiration = self.upsert_for_post(
             project_id, name, queue_id, len(messages), now=now

@@ -854,7 +854,7 @@ class Transaction:
         """Message-queue store."""
         from workhorse.storage.messages import MessageStore
 
-        return MessageStore(self.conn, self._db)
+        return MessageStore(self.conn, self._db, retried=self.retried)
 
     @cached_property
     def schedules(self) -> ScheduleStore:

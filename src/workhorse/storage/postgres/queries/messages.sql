@@ -82,7 +82,8 @@ WHERE project_id = %(project_id)s AND queue_name = %(name)s
 -- Post a batch (%(rows)s, a JSON array of {id, body, push_headers, delay}) in one
 -- statement: create the queue if missing and count %(count)s more posts, insert the
 -- messages in order (ids already stored, a retried post, are skipped) and announce
--- them on commit, to consumers (%(key)s) and, for push queues, to the pushers.
+-- them on commit, to consumers (%(key)s) and, for push queues, to the pushers. A
+-- first try runs without the ON CONFLICT line (MessageStore.post says why).
 WITH queue AS (
     INSERT INTO mq_queues (project_id, name, id, total_messages, created_at, updated_at)
     VALUES (%(project_id)s, %(queue_name)s, %(queue_id)s, %(count)s,
