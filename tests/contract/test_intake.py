@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.contract.test_tasks import NOW, claim, client_with_codes, queue
+from tests.contract.test_tasks import (
+    DISTINCT_OPTIONS,
+    NOW,
+    claim,
+    client_with_codes,
+    queue,
+)
 from workhorse.client import Client
 from workhorse.domain.task import TaskOptions, TaskStatus
 from workhorse.settings import Settings
@@ -58,17 +64,7 @@ def test_a_single_task_waits_in_the_intake_on_sqlite(
 def test_a_task_in_the_intake_reads_as_queued_with_every_field(
     storage: Storage, client: Client
 ) -> None:
-    (task_id,) = enqueue(
-        client,
-        priority=2,
-        delay=7.5,
-        timeout=123,
-        label="lbl",
-        cluster="gpu",
-        retries=4,
-        retries_delay=9,
-        backoff=True,
-    )
+    (task_id,) = enqueue(client, **DISTINCT_OPTIONS)
     task = client.get(task_id)
     assert (task.id, task.project_id, task.code_name, task.kind) == (
         task_id,

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import pytest
 
 from workhorse.domain.message import NewMessage
@@ -56,33 +53,18 @@ def test_posting_creates_the_queue_and_counts(mq: MessageQueues) -> None:
 
 @pytest.mark.parametrize("count", [1, 3], ids=["one", "batch"])
 def test_a_post_retried_after_its_commit_landed_stores_each_message_once(
-    mq: MessageQueues, storage: Storage, monkeypatch: pytest.MonkeyPatch, count: int
+    mq: MessageQueues,
+    lose_first_commit: Callable[[], list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+    count: int,
 ) -> None:
-    # The connection is lost just after the first try's commit; the retry must skip
-    # the messages stored (a first try on PostgreSQL has no ON CONFLICT to do it).
-    lost = (
-        psycopg.OperationalError("server closed the connection unexpectedly")
-        if storage.dialect == "postgres"
-        else sqlite3.OperationalError("disk I/O error")
-    )
-    real = storage.db.transaction
-    tries = 0
-
-    @contextmanager
-    def commit_then_lose(**kw: Any) -> Iterator[Any]:
-        nonlocal tries
-        tries += kw.get("write", True)
-        with real(**kw) as conn:
-            yield conn
-        if tries == 1:
-            raise lost
-
+    # The retry must skip the messages stored (a first try on PostgreSQL has no
+    # ON CONFLICT to do it).
     post(mq, "q", ["first"])  # the queue exists
-    tries = 0
-    monkeypatch.setattr(storage.db, "transaction", commit_then_lose)
+    tries = lose_first_commit()
     ids = post(mq, "q", [f"m{i}" for i in range(count)])
     monkeypatch.undo()
-    assert tries == 2
+    assert tries == [2]
     got = mq.reserve("q", 10, now=NOW)
     assert [m.body for m in got] == ["first", *(f"m{i}" for i in range(count))]
     assert [m.id for m in got][1:] == ids

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import pytest
 
 from workhorse.client import Client
@@ -16,6 +13,18 @@ from workhorse.storage import Storage
 
 NOW = 1_800_000_000.0
 LEASE = 30.0
+# Queueing options unlike their defaults and one another: a value read from the
+# wrong column shows.
+DISTINCT_OPTIONS: dict[str, Any] = {
+    "priority": 2,
+    "delay": 7.5,
+    "timeout": 123,
+    "label": "lbl",
+    "cluster": "gpu",
+    "retries": 4,
+    "retries_delay": 9,
+    "backoff": True,
+}
 
 
 def client_with_codes(storage: Storage) -> Client:
@@ -102,20 +111,7 @@ def test_every_queued_field_is_stored_in_its_own_column(
 ) -> None:
     # Distinct values per field: a column bound in the wrong place shows. A single
     # task and a batch take different statements on PostgreSQL.
-    ids = queue(
-        client,
-        count,
-        priority=2,
-        delay=7.5,
-        timeout=123,
-        label="lbl",
-        cluster="gpu",
-        retries=4,
-        retries_delay=9,
-        backoff=True,
-        schedule_id="sch",
-        parent_id="par",
-    )
+    ids = queue(client, count, **DISTINCT_OPTIONS, schedule_id="sch", parent_id="par")
     assert len(ids) == count
     for i, task_id in enumerate(ids):
         task = client.get(task_id)
@@ -143,32 +139,17 @@ def test_every_queued_field_is_stored_in_its_own_column(
 
 @pytest.mark.parametrize("count", [1, 5], ids=["one", "batch"])
 def test_tasks_retried_after_their_commit_landed_are_stored_once(
-    storage: Storage, client: Client, monkeypatch: pytest.MonkeyPatch, count: int
+    client: Client,
+    lose_first_commit: Callable[[], list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+    count: int,
 ) -> None:
-    # The connection is lost just after the first try's commit: the producer cannot
-    # tell that it landed and tries again with the same tasks. (A single task takes
-    # a plain INSERT on PostgreSQL's first try, the idempotent one on the retry.)
-    lost = (
-        psycopg.OperationalError("server closed the connection unexpectedly")
-        if storage.dialect == "postgres"
-        else sqlite3.OperationalError("disk I/O error")
-    )
-    real = storage.db.transaction
-    tries = 0
-
-    @contextmanager
-    def commit_then_lose(**kw: Any) -> Iterator[Any]:
-        nonlocal tries
-        tries += kw.get("write", True)  # reads (the code's defaults) pass untouched
-        with real(**kw) as conn:
-            yield conn
-        if tries == 1:
-            raise lost
-
-    monkeypatch.setattr(storage.db, "transaction", commit_then_lose)
+    # A single task takes a plain INSERT on PostgreSQL's first try, the idempotent
+    # one on the retry.
+    tries = lose_first_commit()
     ids = client.queue_many("work", [f"p{i}" for i in range(count)])
     monkeypatch.undo()
-    assert tries == 2
+    assert tries == [2]
     stored = [t for _, t in client.list(limit=100)]
     assert sorted(t.id for t in stored) == sorted(ids)
     assert [t.payload for t in reversed(stored)] == [f"p{i}" for i in range(count)]
