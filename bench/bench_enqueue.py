@@ -15,6 +15,11 @@ every one a fresh process doing one insert per transaction for a few seconds:
 * `enqueue`: `task.queue(ts)` through the SDK (what users call): the payload encoded
   and checked, the row inserted, runners told on commit.
 
+* `enqueue_8_threads`: eight threads of one process calling `task.queue(ts)` at
+  once (a threaded web server's producers). On SQLite the calls that wait behind
+  a commit share the next one (`storage.shared_commits`); PostgreSQL commits
+  them on separate connections at once.
+
 `ratio_raw` = enqueue / raw_insert_commit (the issue's figure); `ratio_row` =
 enqueue / raw_task_row (what the SDK adds over the row it must write).
 SQLite: WAL, synchronous=FULL; PostgreSQL: the bench cluster (127.0.0.1:55432,
@@ -27,6 +32,7 @@ import argparse
 import os
 import sqlite3
 import statistics
+import threading
 import time
 from typing import Any
 
@@ -83,6 +89,35 @@ def _enqueue(url: str, seconds: float) -> dict[str, Any]:
     app, job = _app(url)
     try:
         return _timed(lambda i: job.queue(time.time()), url, seconds)
+    finally:
+        app.close()
+
+
+def _enqueue_threads(url: str, seconds: float, threads: int = 8) -> dict[str, Any]:
+    app, job = _app(url)
+    counts = [0] * threads
+    job.queue(time.time())  # warm, as `_timed` does
+
+    def produce(i: int, stop: float) -> None:
+        n = 0
+        while time.perf_counter() < stop:
+            job.queue(time.time())
+            n += 1
+        counts[i] = n
+
+    try:
+        c0, t0 = time.process_time(), time.perf_counter()
+        workers = [
+            threading.Thread(target=produce, args=(i, t0 + seconds))
+            for i in range(threads)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        t1, c1 = time.perf_counter(), time.process_time()
+        n = sum(counts)
+        return {"n": n, "seconds": t1 - t0, "cpu_s": c1 - c0, "server_s": None}
     finally:
         app.close()
 
@@ -151,11 +186,13 @@ def measure(
         "raw_insert_commit": [],
         "raw_task_row": [],
         "enqueue": [],
+        "enqueue_8_threads": [],
     }
     for _ in range(rounds):
         runs["raw_insert_commit"].append(in_child(_raw_insert, url, seconds))
         runs["raw_task_row"].append(in_child(_raw_task_row, url, seconds))
         runs["enqueue"].append(in_child(_enqueue, url, seconds))
+        runs["enqueue_8_threads"].append(in_child(_enqueue_threads, url, seconds))
     rates = {
         test: statistics.median(r["n"] / r["seconds"] for r in rs)
         for test, rs in runs.items()
@@ -164,7 +201,7 @@ def measure(
     for test, rs in runs.items():
         rows.append(
             {
-                "system": "workhorse" if test == "enqueue" else backend,
+                "system": "workhorse" if test.startswith("enqueue") else backend,
                 "backend": backend,
                 "test": test,
                 "per_s": rates[test],
@@ -180,7 +217,11 @@ def measure(
             }
         )
     ratio_raw = rates["enqueue"] / rates["raw_insert_commit"]
-    rows[-1].update(
+    by_test = {row["test"]: row for row in rows}
+    by_test["enqueue_8_threads"]["ratio_single"] = (
+        rates["enqueue_8_threads"] / rates["enqueue"]
+    )
+    by_test["enqueue"].update(
         {
             "ratio_raw": ratio_raw,
             "ratio_row": rates["enqueue"] / rates["raw_task_row"],

@@ -36,6 +36,7 @@ from workhorse.errors import InvalidInput, NotFound
 from workhorse.settings import Settings
 from workhorse.storage import Storage
 from workhorse.storage.blobs import BlobStore
+from workhorse.storage.shared_commits import SharedCommits
 from workhorse.storage.stores import INTAKE_CHECK_EVERY, INTAKE_LIMIT, Transaction
 
 DEFAULT_PROJECT = "default"
@@ -148,6 +149,7 @@ class Client:
         self._codes: dict[str, tuple[float, CodeDefaults]] = {}
         self._codes_lock = threading.Lock()
         self._enqueued = 0  # single enqueues, to look at the intake now and then
+        self._shared = SharedCommits(storage)
 
     # -- queueing ---------------------------------------------------------------
 
@@ -247,9 +249,8 @@ class Client:
             )
         # One task is one statement; a batch may take several (see insert_many).
         if len(tasks) == 1:
-            self.storage.run(
-                lambda tx: tx.tasks.enqueue(tasks[0]), single_statement=True
-            )
+            # Threads queueing at once share commits; one alone commits at once.
+            self._shared.run(lambda tx: tx.tasks.enqueue(tasks[0]))
             self._enqueued += 1
             if self._enqueued % INTAKE_CHECK_EVERY == 0:
                 self.admit(at_least=INTAKE_LIMIT)
