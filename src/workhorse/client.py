@@ -36,7 +36,6 @@ from workhorse.errors import InvalidInput, NotFound
 from workhorse.settings import Settings
 from workhorse.storage import Storage
 from workhorse.storage.blobs import BlobStore
-from workhorse.storage.shared_commits import SharedCommits
 from workhorse.storage.stores import INTAKE_CHECK_EVERY, INTAKE_LIMIT, Transaction
 
 DEFAULT_PROJECT = "default"
@@ -149,7 +148,6 @@ class Client:
         self._codes: dict[str, tuple[float, CodeDefaults]] = {}
         self._codes_lock = threading.Lock()
         self._enqueued = 0  # single enqueues, to look at the intake now and then
-        self._shared = SharedCommits(storage)
 
     # -- queueing ---------------------------------------------------------------
 
@@ -250,7 +248,9 @@ class Client:
         # One task is one statement; a batch may take several (see insert_many).
         if len(tasks) == 1:
             # Threads queueing at once share commits; one alone commits at once.
-            self._shared.run(lambda tx: tx.tasks.enqueue(tasks[0]))
+            self.storage.run_shared(
+                lambda tx: tx.tasks.enqueue(tasks[0]), single_statement=True
+            )
             self._enqueued += 1
             if self._enqueued % INTAKE_CHECK_EVERY == 0:
                 self.admit(at_least=INTAKE_LIMIT)

@@ -16,6 +16,7 @@ from tests.contract.test_tasks import client_with_codes
 from workhorse.client import Client
 from workhorse.domain.task import TaskOptions, TaskStatus
 from workhorse.errors import InvalidInput
+from workhorse.queues import MessageQueues
 from workhorse.storage import Storage
 from workhorse.storage.shared_commits import SharedCommits
 from workhorse.storage.stores import Transaction
@@ -31,15 +32,23 @@ def client(storage: Storage) -> Client:
 class Caller(threading.Thread):
     """A thread making one write through `shared`; keeps its result or error."""
 
-    def __init__(self, shared: SharedCommits, fn: Callable[[Transaction], Any]) -> None:
+    def __init__(
+        self,
+        shared: SharedCommits,
+        fn: Callable[[Transaction], Any],
+        *,
+        one_row: bool = False,
+    ) -> None:
         super().__init__(daemon=True)
-        self.shared, self.fn = shared, fn
+        self.shared, self.fn, self.one_row = shared, fn, one_row
         self.result: Any = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = self.shared.run(self.fn)
+            self.result = self.shared.run(
+                self.fn, single_statement=True, one_row=self.one_row
+            )
         except BaseException as exc:  # kept for the test to look at
             self.error = exc
 
@@ -68,7 +77,9 @@ def task_write(client: Client, payload: str) -> Callable[[Transaction], Any]:
 
 
 @contextmanager
-def first_write_held(client: Client, shared: SharedCommits) -> Iterator[Caller]:
+def first_write_held(
+    client: Client, shared: SharedCommits, *, one_row: bool = False
+) -> Iterator[Caller]:
     """A write that holds its commit open until the block ends (then it lands)."""
     entered, release = threading.Event(), threading.Event()
 
@@ -77,7 +88,7 @@ def first_write_held(client: Client, shared: SharedCommits) -> Iterator[Caller]:
         assert release.wait(WAIT)
         return task_write(client, "first")(tx)
 
-    first = Caller(shared, held)
+    first = Caller(shared, held, one_row=one_row)
     first.start()
     assert entered.wait(WAIT)
     try:
@@ -87,29 +98,39 @@ def first_write_held(client: Client, shared: SharedCommits) -> Iterator[Caller]:
         first.finish()
 
 
+def shares(shared: SharedCommits, one_row: bool = False) -> bool:
+    """Whether writes wait for each other's commits: on SQLite, or on PostgreSQL
+    when they all change one row."""
+    return shared.storage.dialect == "sqlite" or one_row
+
+
 def arrived(shared: SharedCommits, callers: list[Caller]) -> None:
-    """Start callers; on SQLite, return once all of them wait behind the commit."""
+    """Start callers; where writes share commits, return once all of them wait
+    behind the one being committed."""
     for caller in callers:
         caller.start()
-    if shared.storage.dialect == "sqlite":
+    if shares(shared, callers[0].one_row):
         until(lambda: shared.waiting() == len(callers))
     else:  # straight through: they finish while the first is still open
         for caller in callers:
             caller.finish()
 
 
-def test_writes_that_wait_share_the_next_commit(client: Client) -> None:
+@pytest.mark.parametrize("one_row", [False, True], ids=["rows", "one-row"])
+def test_writes_that_wait_share_the_next_commit(client: Client, one_row: bool) -> None:
     shared = SharedCommits(client.storage)
-    others = [Caller(shared, task_write(client, f"p{i}")) for i in range(3)]
-    with first_write_held(client, shared) as first:
+    others = [
+        Caller(shared, task_write(client, f"p{i}"), one_row=one_row) for i in range(3)
+    ]
+    with first_write_held(client, shared, one_row=one_row) as first:
         arrived(shared, others)
     for caller in others:
         caller.finish()
         assert caller.error is None
     assert first.error is None
     transactions = {id(c.result[1]) for c in others}
-    # SQLite: one transaction for the three; PostgreSQL: one each, all concurrent.
-    assert len(transactions) == (1 if client.storage.dialect == "sqlite" else 3)
+    # Shared: one transaction for the three; else one each, all concurrent.
+    assert len(transactions) == (1 if shares(shared, one_row) else 3)
     assert id(first.result[1]) not in transactions
     for task_id, _ in [first.result, *(c.result for c in others)]:
         assert client.get(task_id).status == TaskStatus.QUEUED
@@ -185,3 +206,25 @@ def test_many_threads_queueing_at_once_store_every_task_once(client: Client) -> 
     assert set(stored) == set(every)
     for i, per in enumerate(ids):  # each id names its caller's payload
         assert [stored[t] for t in per] == [f"t{i}-{j}" for j in range(each)]
+
+
+def test_many_threads_posting_at_once_keep_each_threads_order(storage: Storage) -> None:
+    mq = MessageQueues(storage)
+    threads, each = 8, 20
+
+    def producer(i: int) -> None:
+        for j in range(each):
+            mq.post("jobs", [f"{i}:{j}"])
+
+    workers = [threading.Thread(target=producer, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(WAIT * 3)
+        assert not w.is_alive()
+    bodies = [m.body for m in mq.reserve("jobs", 100, delete=True)]
+    bodies += [m.body for m in mq.reserve("jobs", 100, delete=True)]
+    assert len(bodies) == len(set(bodies)) == threads * each
+    for i in range(threads):  # the queue is FIFO for each thread's posts
+        mine = [b for b in bodies if b.startswith(f"{i}:")]
+        assert mine == [f"{i}:{j}" for j in range(each)]

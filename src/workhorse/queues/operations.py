@@ -93,11 +93,14 @@ class MessageQueues(QueueAdmin):
         ids = new_ids(len(items))
         queue_id = new_id()
         pairs = list(zip(ids, items, strict=True))
-        self.storage.run(
+        # Threads posting at once share commits; one alone commits at once. Every
+        # post counts itself in its queue's row: one row (see `shared_commits`).
+        self.storage.run_shared(
             lambda tx: tx.messages.post(
                 self.project_id, name, pairs, queue_id=queue_id, now=now
             ),
             single_statement=self.storage.dialect in ONE_STATEMENT_POST,
+            one_row=True,
         )
         return ids
 

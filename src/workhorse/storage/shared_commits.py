@@ -3,26 +3,30 @@
 On SQLite a durable commit costs far more than the one-row insert it carries,
 and a process's writers take turns for the one write lock anyway. So while one
 thread writes, the writes that other threads bring wait, and the next writer
-takes them all in one transaction. A thread alone writes at once, in one
-statement. PostgreSQL commits transactions from many connections at once and
-groups their WAL flushes itself: there, writes go straight through (serialising
-them measured slower: 8 threads, ~4 500 → ~3 500 enqueues/s).
+takes them all in one transaction. A thread alone writes at once, as before.
+PostgreSQL commits transactions from many connections at once and groups
+their WAL flushes itself: there, writes go straight through (serialising task
+enqueues measured slower: 8 threads, ~4 500 → ~3 500/s), unless they all change
+one row (a queue's message count), whose lock makes each wait for the commit of
+the one before: those share commits there too.
 
-Each write is `fn(tx) -> result`: one statement, raising (if at all) before it
-changes anything. When a shared transaction fails for any reason but the
-database being unavailable, each of its writes is tried again alone, so that a
-failure reaches only the caller it belongs to.
+Each write is `fn(tx) -> result`, raising (if at all) before it changes
+anything; one marked `single_statement` commits alone without BEGIN/COMMIT.
+When a shared transaction fails for any reason but the database being
+unavailable, each of its writes is tried again alone, so that a failure reaches
+only the caller it belongs to.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from workhorse.errors import StorageUnavailable, WorkhorseError
-from workhorse.storage import Storage
-from workhorse.storage.stores import Transaction
+
+if TYPE_CHECKING:
+    from workhorse.storage.stores import Storage, Transaction
 
 T = TypeVar("T")
 # Writes in one shared transaction at most: enough to spread a commit thin, few
@@ -33,10 +37,11 @@ MAX_SHARED = 256
 class _Write(Generic[T]):
     """One caller's write and, once written, its result or error."""
 
-    __slots__ = ("error", "fn", "result", "written")
+    __slots__ = ("error", "fn", "result", "single_statement", "written")
 
-    def __init__(self, fn: Callable[[Transaction], T]) -> None:
+    def __init__(self, fn: Callable[[Transaction], T], single_statement: bool) -> None:
         self.fn = fn
+        self.single_statement = single_statement
         self.written = False
         self.result: T | None = None
         self.error: BaseException | None = None
@@ -60,14 +65,22 @@ class SharedCommits:
         # comes, find their write done or write everything still waiting.
         self._writer = threading.Lock()
 
-    def run(self, fn: Callable[[Transaction], T]) -> T:
+    def run(
+        self,
+        fn: Callable[[Transaction], T],
+        *,
+        single_statement: bool = False,
+        one_row: bool = False,
+    ) -> T:
         """`fn(tx)` committed durably, alone or with other threads' writes; its result.
 
-        Raises what `fn` raised, or StorageUnavailable as `Storage.run` does.
+        `one_row`: concurrent writes of this kind all change one row, so they share
+        commits on PostgreSQL too. Raises what `fn` raised, or StorageUnavailable as
+        `Storage.run` does.
         """
-        if self._straight:
-            return self.storage.run(fn, single_statement=True)
-        write = _Write(fn)
+        if self._straight and not one_row:
+            return self.storage.run(fn, single_statement=single_statement)
+        write = _Write(fn, single_statement)
         with self._waiting_lock:
             self._waiting.append(write)
         while not write.written:
@@ -120,6 +133,8 @@ class SharedCommits:
 
     def _commit_alone(self, write: _Write[Any]) -> None:
         try:
-            write.succeed(self.storage.run(write.fn, single_statement=True))
+            write.succeed(
+                self.storage.run(write.fn, single_statement=write.single_statement)
+            )
         except Exception as exc:  # handed to the caller it belongs to
             write.fail(exc)

@@ -25,6 +25,7 @@ from workhorse.domain.task import Attempt, NewTask, Outcome, Task, TaskStatus
 from workhorse.errors import StorageUnavailable
 from workhorse.settings import Settings
 from workhorse.storage.base import Connection, Database, Listener, Row
+from workhorse.storage.shared_commits import SharedCommits
 
 if TYPE_CHECKING:
     from workhorse.storage.fanins import FanInStore
@@ -884,6 +885,7 @@ class Storage:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self._shared = SharedCommits(self)
 
     @property
     def dialect(self) -> str:
@@ -947,6 +949,21 @@ class Storage:
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    def run_shared(
+        self,
+        fn: Callable[[Transaction], T],
+        *,
+        single_statement: bool = False,
+        one_row: bool = False,
+    ) -> T:
+        """`fn(tx)` committed durably, sharing the commit with writes that other
+        threads of this process bring meanwhile (see `shared_commits`).
+
+        For small hot-path writes (a task, a message post) that raise, if at all,
+        before they change anything. Raises what `fn` raised, or StorageUnavailable.
+        """
+        return self._shared.run(fn, single_statement=single_statement, one_row=one_row)
 
     def listen(self, keys: Sequence[str], *, urgent: bool = False) -> Listener:
         """Follow change announcements (see `storage.notify`); urgent ones are polled fastest."""
