@@ -65,6 +65,25 @@ def until(condition: Callable[[], bool]) -> None:
         time.sleep(0.001)
 
 
+def in_threads(work: Callable[[int], None], threads: int) -> None:
+    """`work(i)` in `threads` threads at once; fails if any raised or hung."""
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(WAIT * 3)
+        assert not w.is_alive(), "a thread never finished"
+    assert not errors, errors
+
+
 def task_write(client: Client, payload: str) -> Callable[[Transaction], Any]:
     """A write that queues one task of `work`; returns (task id, the transaction)."""
 
@@ -194,12 +213,7 @@ def test_many_threads_queueing_at_once_store_every_task_once(client: Client) -> 
         for j in range(each):
             ids[i].append(client.queue("work", f"t{i}-{j}"))
 
-    workers = [threading.Thread(target=producer, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(WAIT * 3)
-        assert not w.is_alive()
+    in_threads(producer, threads)
     every = [task_id for per in ids for task_id in per]
     assert len(set(every)) == threads * each
     stored = {t.id: t.payload for _, t in client.list(limit=1000)}
@@ -216,12 +230,7 @@ def test_many_threads_posting_at_once_keep_each_threads_order(storage: Storage) 
         for j in range(each):
             mq.post("jobs", [f"{i}:{j}"])
 
-    workers = [threading.Thread(target=producer, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(WAIT * 3)
-        assert not w.is_alive()
+    in_threads(producer, threads)
     bodies = [m.body for m in mq.reserve("jobs", 100, delete=True)]
     bodies += [m.body for m in mq.reserve("jobs", 100, delete=True)]
     assert len(bodies) == len(set(bodies)) == threads * each

@@ -127,7 +127,7 @@ class SharedCommits:
                 if not write.written:
                     write.fail(
                         WorkhorseError(
-                            "interrupted while committing: the task may not be stored"
+                            "interrupted while committing: this write may not be stored"
                         )
                     )
 
