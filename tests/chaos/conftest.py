@@ -72,3 +72,31 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(pause)
         pause = min(pause * 1.5, 0.2)
+
+
+def kill_after_acknowledged(
+    script: str, args: list[str], database_url: str, count: int
+) -> dict[str, str]:
+    """Run a producer `script` that prints "ID VALUE" once each write is acknowledged;
+    kill -9 it after `count` lines, most likely mid-write. Returns every
+    acknowledgement it printed, those still unread in the pipe at the kill too."""
+    producer = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        env={**os.environ, "WORKHORSE_DATABASE_URL": database_url},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert producer.stdout is not None
+    acknowledged: dict[str, str] = {}
+    for line in producer.stdout:
+        key, value = line.split()
+        acknowledged[key] = value
+        if len(acknowledged) == count:
+            producer.send_signal(signal.SIGKILL)
+            break
+    producer.wait()
+    for line in producer.stdout:
+        key, value = line.split()
+        acknowledged[key] = value
+    producer.stdout.close()
+    return acknowledged

@@ -4,14 +4,11 @@ queue once, each thread's in the order it posted them."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections import defaultdict
 
 import pytest
 
+from tests.chaos.conftest import kill_after_acknowledged
 from workhorse.queues import MessageQueues
 from workhorse.settings import Settings
 from workhorse.storage import open_storage
@@ -46,25 +43,9 @@ for t in threads:
 def test_a_killed_poster_loses_no_acknowledged_message(
     settings: Settings, database_url: str
 ) -> None:
-    poster = subprocess.Popen(
-        [sys.executable, "-c", POSTER, str(THREADS)],
-        env={**os.environ, "WORKHORSE_DATABASE_URL": database_url},
-        stdout=subprocess.PIPE,
-        text=True,
+    acknowledged = kill_after_acknowledged(
+        POSTER, [str(THREADS)], database_url, ACKNOWLEDGED
     )
-    assert poster.stdout is not None
-    acknowledged: dict[str, str] = {}
-    for line in poster.stdout:
-        message_id, body = line.split()
-        acknowledged[message_id] = body
-        if len(acknowledged) == ACKNOWLEDGED:
-            poster.send_signal(signal.SIGKILL)  # mid-post, most likely
-            break
-    poster.wait()
-    for line in poster.stdout:  # acknowledged before the kill, not yet read
-        message_id, body = line.split()
-        acknowledged[message_id] = body
-    poster.stdout.close()
 
     storage = open_storage(settings)
     try:

@@ -4,17 +4,14 @@ there, and runs exactly once (on SQLite through the intake)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.chaos.conftest import wait_for
+from tests.chaos.conftest import kill_after_acknowledged, wait_for
 from workhorse import App, TaskStatus
 from workhorse.settings import Settings
 
@@ -58,25 +55,12 @@ def test_a_killed_producer_loses_no_acknowledged_task(
 ) -> None:
     app = App(settings=settings)
     app.client.register_python("work", {})
-    producer = subprocess.Popen(
-        [sys.executable, "-c", PRODUCER, str(threads)],
-        env={**os.environ, "WORKHORSE_DATABASE_URL": database_url},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert producer.stdout is not None
-    acknowledged: dict[str, int] = {}
-    for line in producer.stdout:
-        task_id, n = line.split()
-        acknowledged[task_id] = int(n)
-        if len(acknowledged) == ACKNOWLEDGED:
-            producer.send_signal(signal.SIGKILL)  # mid-enqueue, most likely
-            break
-    producer.wait()
-    for line in producer.stdout:  # acknowledged before the kill, not yet read
-        task_id, n = line.split()
-        acknowledged[task_id] = int(n)
-    producer.stdout.close()
+    acknowledged = {
+        task_id: int(n)
+        for task_id, n in kill_after_acknowledged(
+            PRODUCER, [str(threads)], database_url, ACKNOWLEDGED
+        ).items()
+    }
 
     for task_id in acknowledged:
         assert app.client.get(task_id).status == TaskStatus.QUEUED
