@@ -30,7 +30,8 @@ from workhorse.errors import InvalidInput, PayloadTooLarge
 
 def test_queue_names_are_checked() -> None:
     assert validate_queue_name("orders-2024.eu_west:1") == "orders-2024.eu_west:1"
-    for bad in ("", "a/b", "x" * 256, "tab\there", None, 7):
+    assert validate_queue_name("café ✓") == "café ✓"
+    for bad in ("", "a/b", "x" * 256, "tab\there", "nul\x00", "del\x7f", None, 7):
         with pytest.raises(InvalidInput):
             validate_queue_name(bad)
 

@@ -8,7 +8,8 @@ from workhorse.storage.queries import load, migrations, parse
 
 # Names that exist in one dialect only, on purpose.
 # SQLite claims in three one-row steps (pick, mark, read); PostgreSQL in one statement,
-# and has one-statement forms for an idle runner's claim and a single enqueue.
+# and has one-statement forms for an idle runner's claim and a single enqueue. Single
+# tasks and messages go through intakes on SQLite only (migrations 0009 and 0010).
 DIALECT_ONLY: set[str] = {
     "tasks.claim_mark",
     "tasks.claim_read",
@@ -19,6 +20,12 @@ DIALECT_ONLY: set[str] = {
     "tasks.intake_span",
     "tasks.admit",
     "tasks.admitted",
+    "messages.intake_post",
+    "messages.intake_stored",
+    "messages.intake_span",
+    "messages.admit_count",
+    "messages.admit",
+    "messages.admitted",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -124,11 +125,14 @@ def _number(value: object, what: str, low: float, high: float) -> float:
     return float(value)
 
 
+_FORBIDDEN_IN_NAME = re.compile(r"[/\x00-\x1f\x7f]")
+
+
 def validate_queue_name(name: object) -> str:
     """A queue name: 1-255 characters, no '/' and no control characters."""
     if not isinstance(name, str) or not name or len(name) > MAX_QUEUE_NAME_LENGTH:
         raise InvalidInput(f"queue name must be 1-{MAX_QUEUE_NAME_LENGTH} characters")
-    if "/" in name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if _FORBIDDEN_IN_NAME.search(name):
         raise InvalidInput("queue name may not contain '/' or control characters")
     return name
 

@@ -3,6 +3,7 @@ polling, get, peek, delete, batch delete, touch, release and clear."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -31,8 +32,13 @@ from workhorse.queues.admin import QueueAdmin
 from workhorse.queues.push import PushRounds
 from workhorse.queues.refusal import MESSAGE_NOT_FOUND, QUEUE_NOT_FOUND, refusal
 from workhorse.storage.base import Listener
-from workhorse.storage.messages import NETWORKED, ONE_STATEMENT_POST, queue_key
-from workhorse.storage.stores import Transaction
+from workhorse.storage.messages import (
+    MESSAGE_INTAKE,
+    NETWORKED,
+    ONE_STATEMENT_POST,
+    queue_key,
+)
+from workhorse.storage.stores import INTAKE_CHECK_EVERY, INTAKE_LIMIT, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,9 @@ STOP_CHECK_SECONDS = 0.25
 # A long poll re-checks the database at least this often even when nothing is
 # announced.
 MAX_IDLE_SECONDS = 5.0
+# Single posts through SQLite's intake by this process, to look at its length now
+# and then (see `MessageQueues._admit_long_intake`).
+_INTAKE_POSTS = itertools.count(1)
 
 
 def new_ids(count: int) -> list[str]:
@@ -91,18 +100,42 @@ class MessageQueues(QueueAdmin):
             self.settings.max_message_bytes,
         )
         ids = new_ids(len(items))
+        # Threads posting at once share commits; one alone commits at once.
+        # One message on SQLite: one statement, if its queue is a pull queue that
+        # exists (see `MessageStore.intake_post`); otherwise the full post below.
+        if (
+            len(items) == 1
+            and self.storage.dialect in MESSAGE_INTAKE
+            and self.storage.run_shared(
+                lambda tx: tx.messages.intake_post(
+                    self.project_id, name, ids[0], items[0], now=now
+                ),
+                single_statement=True,
+            )
+        ):
+            if next(_INTAKE_POSTS) % INTAKE_CHECK_EVERY == 0:
+                self._admit_long_intake()
+            return ids
         queue_id = new_id()
         pairs = list(zip(ids, items, strict=True))
-        # Threads posting at once share commits; one alone commits at once. Every
-        # post counts itself in its queue's row: one row (see `shared_commits`).
+        # Every post counts itself in its queue's row: one row (see `shared_commits`).
         self.storage.run_shared(
             lambda tx: tx.messages.post(
-                self.project_id, name, pairs, queue_id=queue_id, now=now
+                self.project_id, name, pairs, queue_id=queue_id, now=now, intake=False
             ),
             single_statement=self.storage.dialect in ONE_STATEMENT_POST,
             one_row=True,
         )
         return ids
+
+    def _admit_long_intake(self) -> None:
+        """With nobody consuming, the intake is admitted once INTAKE_LIMIT wait, so
+        that no later operation has a long admission to make first."""
+        if (
+            self.storage.run(lambda tx: tx.messages.intake_length(), write=False)
+            >= INTAKE_LIMIT
+        ):
+            self.storage.run(lambda tx: tx.messages.admit())
 
     def reserve(
         self,

@@ -20,8 +20,8 @@ from workhorse.domain.queue import (
     dead_letter_from_json,
     push_from_json,
 )
-from workhorse.storage.base import Row
-from workhorse.storage.stores import _Store
+from workhorse.storage.base import Connection, Database, Row
+from workhorse.storage.stores import IntakeWaiting, _Store
 
 # Stale reservations and due delayed messages made available per reserve call.
 PROMOTE_BATCH = 1000
@@ -37,6 +37,9 @@ _ROWS_JSON = json.JSONEncoder(separators=(",", ":")).encode
 # speculative insertion per row (~2 us a row in batches of 100). The first try
 # runs the statement without that line.
 _SKIP_STORED = "\n    ON CONFLICT (id) DO NOTHING"
+# Dialects where single posts to a pull queue go through an intake (SQLite,
+# migration 0010) that every other operation on messages admits first.
+MESSAGE_INTAKE = frozenset({"sqlite"})
 
 
 def queue_key(project_id: str, name: str) -> str:
@@ -158,7 +161,103 @@ def status_from_row(row: Row) -> SubscriberStatus:
 
 
 class MessageStore(_Store):
-    """Queues and their messages."""
+    """Queues and their messages.
+
+    On SQLite, single posts to a pull queue wait in an intake (`intake_post`)
+    until an operation that reads or changes messages admits them: in a write
+    transaction it does so first; a read raises `IntakeWaiting`, upon which
+    `Storage.run` admits them in a write transaction of its own and reads again
+    (`admitted`: every post acknowledged before the read began is in place; later
+    ones may wait).
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        db: Database,
+        *,
+        retried: bool = False,
+        write: bool = True,
+        admitted: bool = False,
+    ) -> None:
+        super().__init__(conn, db, retried=retried)
+        self.write = write
+        self._admission_checked = admitted or db.dialect not in MESSAGE_INTAKE
+
+    # -- intake (SQLite) --------------------------------------------------------------
+
+    def intake_post(
+        self,
+        project_id: str,
+        name: str,
+        message_id: str,
+        message: NewMessage,
+        *,
+        now: float | None = None,
+    ) -> bool:
+        """Post one message through SQLite's intake in one statement, if the queue
+        exists, is a pull queue and has no alerts; whether it did (elsewhere: False).
+        A repeat of a transaction that may have committed finds the message stored.
+
+        Consumers are told on commit, as for `post`.
+        """
+        if self.db.dialect not in MESSAGE_INTAKE:
+            return False
+        if self.retried and self.conn.fetch_one(
+            self.q["messages.intake_stored"], {"id": message_id}
+        ):
+            return True  # the try before committed it
+        posted = self.conn.execute(
+            self.q["messages.intake_post"],
+            (
+                message_id,
+                message.body,
+                encode_push_headers(message.push_headers),
+                float(message.delay),
+                project_id,
+                name,
+                now,
+            ),
+        )
+        if posted:
+            self.conn.notify(queue_key(project_id, name))
+        return bool(posted)
+
+    def intake_length(self) -> int:
+        """How many single posts wait in SQLite's intake (0 elsewhere)."""
+        if self.db.dialect not in MESSAGE_INTAKE:
+            return 0
+        span = self.conn.fetch_one(self.q["messages.intake_span"])
+        if span is None or span["first"] is None:
+            return 0
+        return int(span["last"] - span["first"] + 1)
+
+    def admit(self, *, upto: int | None = None) -> int:
+        """Move the intake's messages (up to seq `upto`: all of them by default)
+        into their queues, in the order they were posted; how many moved."""
+        if self.db.dialect not in MESSAGE_INTAKE:
+            return 0
+        if upto is None:
+            span = self.conn.fetch_one(self.q["messages.intake_span"])
+            if span is None or span["last"] is None:
+                return 0
+            upto = int(span["last"])
+        params = {"upto": upto}
+        self.conn.execute(self.q["messages.admit_count"], params)
+        self.conn.execute(self.q["messages.admit"], params)
+        return self.conn.execute(self.q["messages.admitted"], params)
+
+    def _admit_once(self) -> None:
+        """Before the transaction's first look at messages: admit the intake."""
+        if self._admission_checked:
+            return
+        self._admission_checked = True
+        span = self.conn.fetch_one(self.q["messages.intake_span"])
+        if span is None or span["first"] is None:
+            return
+        if not self.write:
+            raise IntakeWaiting
+        self.admit(upto=int(span["last"]))
 
     # -- queues -----------------------------------------------------------------------
 
@@ -190,12 +289,14 @@ class MessageStore(_Store):
 
     def get_queue(self, project_id: str, name: str) -> QueueInfo | None:
         """A queue's settings and total count (no size), or None."""
+        self._admit_once()
         return self._queue(
             "messages.get_queue", {"project_id": project_id, "name": name}
         )
 
     def lock_queue(self, project_id: str, name: str) -> QueueInfo | None:
         """A queue, locked against settings changes until the transaction ends."""
+        self._admit_once()
         return self._queue(
             "messages.lock_queue", {"project_id": project_id, "name": name}
         )
@@ -221,6 +322,7 @@ class MessageStore(_Store):
 
     def delete_queue(self, project_id: str, name: str) -> bool:
         """Delete a queue, its messages and their push status; False if none."""
+        self._admit_once()
         key = {"project_id": project_id, "name": name, "queue_name": name}
         self.conn.execute(self.q["messages.clear"], key)
         self.conn.execute(self.q["messages.clear_push_statuses"], key)
@@ -230,6 +332,7 @@ class MessageStore(_Store):
         self, project_id: str, *, prefix: str | None, previous: str | None, limit: int
     ) -> list[QueueInfo]:
         """Queues in name order after `previous`, whose names start with `prefix`."""
+        self._admit_once()
         rows = self.conn.fetch_all(
             self.q["messages.list_queues"],
             {
@@ -295,6 +398,7 @@ class MessageStore(_Store):
 
     def size(self, project_id: str, name: str, *, now: float | None = None) -> int:
         """Messages not deleted and not expired, reserved and delayed ones included."""
+        self._admit_once()
         row = self.conn.fetch_one(
             self.q["messages.size"],
             {"project_id": project_id, "name": name, "now": now},
@@ -311,14 +415,24 @@ class MessageStore(_Store):
         *,
         queue_id: str,
         now: float | None = None,
+        intake: bool = True,
     ) -> None:
         """Post validated (id, message) pairs, in order; creates the queue if missing.
+
+        On SQLite one message goes through the intake when it can (`intake_post`),
+        unless `intake` is False (the caller has just tried).
 
         The messages are announced to the queue's consumers (and, for push queues,
         to the pushers) when the transaction commits. On PostgreSQL this is one
         statement taking a JSON batch (see `ONE_STATEMENT_POST`); SQLite counts
         the queue, then binds one INSERT per message. Ids already stored are skipped.
         """
+        if (
+            intake
+            and len(messages) == 1
+            and self.intake_post(project_id, name, *messages[0], now=now)
+        ):
+            return
         if self.db.dialect in ONE_STATEMENT_POST:
             rows = [
                 {
@@ -344,6 +458,7 @@ class MessageStore(_Store):
                 sql if self.retried else sql.replace(_SKIP_STORED, ""), params
             )
             return
+        self._admit_once()  # messages posted before these go first
         kind, expiration = self.upsert_for_post(
             project_id, name, queue_id, len(messages), now=now
         )
@@ -373,6 +488,7 @@ class MessageStore(_Store):
         self, project_id: str, queue_name: str, *, now: float | None = None
     ) -> int:
         """Make due delayed messages and stale reservations available; how many."""
+        self._admit_once()
         return self.conn.execute(
             self.q["messages.promote"],
             {
@@ -393,6 +509,7 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> list[tuple[int, Message]]:
         """Reserve up to `n` messages from the front: (seq, message) in queue order."""
+        self._admit_once()
         rows = self.conn.fetch_all(
             self.q["messages.reserve"],
             {
@@ -421,6 +538,7 @@ class MessageStore(_Store):
         delayed message or reservation that came due, a message due for the
         dead-letter queue; and of course when no message is ready.
         """
+        self._admit_once()
         rows = self.conn.fetch_all(
             self.q["messages.reserve_ready"],
             {
@@ -470,6 +588,7 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> Message | None:
         """One live message, or None."""
+        self._admit_once()
         row = self.conn.fetch_one(
             self.q["messages.get"],
             {
@@ -490,6 +609,7 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> Row | None:
         """The raw row of a live message (to explain why a change was refused)."""
+        self._admit_once()
         return self.conn.fetch_one(
             self.q["messages.get"],
             {
@@ -504,6 +624,7 @@ class MessageStore(_Store):
         self, project_id: str, queue_name: str, *, n: int, now: float | None = None
     ) -> list[Message]:
         """The next `n` messages a reserve would return, reserving nothing."""
+        self._admit_once()
         rows = self.conn.fetch_all(
             self.q["messages.peek"],
             {"project_id": project_id, "queue_name": queue_name, "n": n, "now": now},
@@ -530,6 +651,7 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> bool:
         """Delete with the live reservation id (none if unreserved); whether it did."""
+        self._admit_once()
         return bool(
             self.conn.execute(
                 self.q["messages.delete"],
@@ -552,6 +674,7 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> list[str]:
         """Delete (id, reservation id or None) pairs in one statement; ids deleted."""
+        self._admit_once()
         rows = self.conn.fetch_all(
             self.q["messages.delete_many"],
             {
@@ -576,6 +699,7 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> float | None:
         """Extend a live reservation under a new id: new expiry, or None if stale."""
+        self._admit_once()
         row = self.conn.fetch_one(
             self.q["messages.touch"],
             {
@@ -601,6 +725,7 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> bool:
         """Put a live reservation back at the front (after `delay`); whether it did."""
+        self._admit_once()
         applied = bool(
             self.conn.execute(
                 self.q["messages.release"],
@@ -629,6 +754,7 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> bool:
         """Keep a live reservation (same id) for `seconds` more; whether it applied."""
+        self._admit_once()
         return bool(
             self.conn.execute(
                 self.q["messages.hold"],
@@ -647,6 +773,7 @@ class MessageStore(_Store):
         self, project_id: str, queue_name: str, *, now: float | None = None
     ) -> float | None:
         """Seconds until a delayed message or reservation comes due (None: none)."""
+        self._admit_once()
         row = self.conn.fetch_one(
             self.q["messages.next_due"],
             {"project_id": project_id, "queue_name": queue_name, "now": now},
@@ -655,6 +782,7 @@ class MessageStore(_Store):
 
     def clear(self, project_id: str, queue_name: str) -> int:
         """Delete every message of a queue; how many."""
+        self._admit_once()
         key = {"project_id": project_id, "queue_name": queue_name}
         self.conn.execute(self.q["messages.clear_push_statuses"], key)
         return self.conn.execute(self.q["messages.clear"], key)
@@ -663,6 +791,7 @@ class MessageStore(_Store):
         self, project_id: str, queue_name: str, *, limit: int, now: float | None = None
     ) -> int:
         """Delete up to `limit` expired messages of a queue."""
+        self._admit_once()
         return self.conn.execute(
             self.q["messages.expire"],
             {

@@ -820,15 +820,31 @@ class LeaderStore(_Store):
         self.conn.execute(self.q["leaders.resign"], {"name": name, "holder": holder})
 
 
+class IntakeWaiting(Exception):
+    """A read met single message posts still in SQLite's intake (see MessageStore)."""
+
+
 class Transaction:
-    """The stores of one open transaction."""
+    """The stores of one open transaction.
+
+    `write`: whether it may write; `admitted`: whether the message intake was
+    admitted after the work last raised IntakeWaiting.
+    """
 
     def __init__(
-        self, conn: Connection, db: Database, *, retried: bool = False
+        self,
+        conn: Connection,
+        db: Database,
+        *,
+        retried: bool = False,
+        write: bool = True,
+        admitted: bool = False,
     ) -> None:
         self.conn = conn
         self._db = db
         self.retried = retried
+        self.write = write
+        self.admitted = admitted
 
     @cached_property
     def tasks(self) -> TaskStore:
@@ -855,7 +871,13 @@ class Transaction:
         """Message-queue store."""
         from workhorse.storage.messages import MessageStore
 
-        return MessageStore(self.conn, self._db, retried=self.retried)
+        return MessageStore(
+            self.conn,
+            self._db,
+            retried=self.retried,
+            write=self.write,
+            admitted=self.admitted,
+        )
 
     @cached_property
     def schedules(self) -> ScheduleStore:
@@ -896,7 +918,7 @@ class Storage:
     def transaction(self, *, write: bool = True) -> Iterator[Transaction]:
         """One transaction; commits on success, rolls back on error."""
         with self.db.transaction(write=write) as conn:
-            yield Transaction(conn, self.db)
+            yield Transaction(conn, self.db, write=write)
 
     def run(
         self,
@@ -928,13 +950,26 @@ class Storage:
         )
         deadline = time.monotonic() + budget
         delay = 0.01
-        retried = False
+        retried = admitted = False
         while True:
             try:
                 with self.db.transaction(
                     write=write, single=single_statement, durable=durable
                 ) as conn:
-                    return fn(Transaction(conn, self.db, retried=retried))
+                    return fn(
+                        Transaction(
+                            conn,
+                            self.db,
+                            retried=retried,
+                            write=write,
+                            admitted=admitted,
+                        )
+                    )
+            except IntakeWaiting:
+                # A read that must see single posts still in the intake: admit
+                # them, then read again (once: later posts need not be seen).
+                self.run(lambda tx: tx.messages.admit(), retry_for=retry_for)
+                admitted = True
             except Exception as exc:
                 if not self.db.is_transient(exc):
                     raise

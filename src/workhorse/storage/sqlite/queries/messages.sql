@@ -88,6 +88,51 @@ VALUES (?1, ?5, ?6, ?2, ?3,
         coalesce(?8, (julianday('now') - 2440587.5) * 86400.0))
 ON CONFLICT (id) DO NOTHING;
 
+-- name: intake_post
+-- Post one message through the intake (migration 0010) if its queue exists, is a pull
+-- queue and has no alerts; changes nothing otherwise (the caller then takes the full
+-- path, which creates the queue). Parameters are positional: ?1 id, ?2 body,
+-- ?3 push_headers, ?4 delay, ?5 project_id, ?6 queue_name, ?7 now.
+INSERT INTO mq_intake (id, project_id, queue_name, body, push_headers, delay, created_at)
+SELECT ?1, ?5, ?6, ?2, ?3, ?4, coalesce(?7, (julianday('now') - 2440587.5) * 86400.0)
+WHERE EXISTS (SELECT 1 FROM mq_queues
+              WHERE project_id = ?5 AND name = ?6 AND type = 'pull' AND alerts IS NULL);
+
+-- name: intake_stored
+-- Whether a message id is stored, in the intake or admitted (a retried intake post).
+SELECT 1 AS stored FROM mq_intake WHERE id = :id
+UNION ALL
+SELECT 1 FROM mq_messages WHERE id = :id
+LIMIT 1;
+
+-- name: intake_span
+-- The first and last seq waiting in the intake (NULLs when it is empty).
+SELECT min(seq) AS first, max(seq) AS last FROM mq_intake;
+
+-- name: admit_count
+-- Admission, first step: count the intake's messages up to :upto in their queues.
+UPDATE mq_queues SET total_messages = total_messages + (
+    SELECT count(*) FROM mq_intake i
+    WHERE i.seq <= :upto AND i.project_id = mq_queues.project_id AND i.queue_name = mq_queues.name)
+WHERE (project_id, name) IN (SELECT project_id, queue_name FROM mq_intake WHERE seq <= :upto);
+
+-- name: admit
+-- Admission: move the intake's messages up to :upto into their queues, in the order
+-- they were posted; expiration counts from the post, under the queue's setting now.
+INSERT INTO mq_messages (id, project_id, queue_name, body, push_headers, state, ord, visible_at,
+                         reserved_count, expires_at, created_at)
+SELECT i.id, i.project_id, i.queue_name, i.body, i.push_headers,
+       CASE WHEN i.delay > 0 THEN 'delayed' ELSE 'ready' END, 0, i.created_at + i.delay, 0,
+       i.created_at + q.message_expiration, i.created_at
+FROM mq_intake AS i JOIN mq_queues AS q ON q.project_id = i.project_id AND q.name = i.queue_name
+WHERE i.seq <= :upto
+ORDER BY i.seq
+ON CONFLICT (id) DO NOTHING;
+
+-- name: admitted
+-- After `admit`: drop the rows it moved.
+DELETE FROM mq_intake WHERE seq <= :upto;
+
 -- name: promote
 -- Make due delayed messages and stale reservations of a queue available; stale
 -- reservations go to the front (the scalar subquery is evaluated once).

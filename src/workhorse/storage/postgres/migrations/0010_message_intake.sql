@@ -1,0 +1,3 @@
+-- Nothing changes on PostgreSQL (SQLite's 0010 adds an intake table for single
+-- message posts). PostgreSQL logs index changes as small WAL records rather than
+-- whole pages, and its post is already one statement.
