@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from workhorse.domain.message import NewMessage
-from workhorse.queues import MessageQueues, expire_messages
+from workhorse.queues import MessageQueues, check_alerts, expire_messages
 from workhorse.storage import Storage
 from workhorse.storage.messages import MessageStore
 
@@ -110,25 +111,37 @@ def test_fifo_holds_per_queue_when_queues_interleave(mq: MessageQueues) -> None:
     ]
 
 
-def test_push_queues_alert_queues_and_new_queues_take_the_full_path(
+def test_push_queues_and_new_queues_take_the_full_path(
     storage: Storage, mq: MessageQueues
 ) -> None:
     mq.create_queue(
         "pushed",
         {"type": "multicast", "push": {"subscribers": [{"url": "http://x.test/"}]}},
     )
-    mq.create_queue("watched")
-    mq.add_alerts(
-        "watched", [{"type": "fixed", "trigger": 1, "queue": "alerts-target"}]
-    )
     mq.post("pushed", ["p"], now=NOW)
-    mq.post("watched", ["w"], now=NOW)
     mq.post("brand-new", ["n"], now=NOW)
     assert intake_size(storage) == 0
     assert mq.get_queue("brand-new", now=NOW).total_messages == 1
     # The new queue exists now: the next single post may wait in the intake.
     mq.post("brand-new", ["m"], now=NOW)
     assert intake_size(storage) == (1 if storage.dialect == "sqlite" else 0)
+
+
+def test_alerts_count_single_posts(storage: Storage, mq: MessageQueues) -> None:
+    mq.create_queue(
+        "jobs",
+        {
+            "alerts": [
+                {"type": "fixed", "direction": "asc", "trigger": 2, "queue": "ctl"}
+            ]
+        },
+    )
+    post_singly(mq, "jobs", ["1"])
+    assert check_alerts(storage, now=NOW) == 0
+    post_singly(mq, "jobs", ["2", "3"])
+    assert check_alerts(storage, now=NOW + 1) == 1
+    [alert] = mq.reserve("ctl", 5, now=NOW + 1)
+    assert json.loads(alert.body)["queue_size"] == 3
 
 
 def test_a_delayed_single_post_waits_and_counts(mq: MessageQueues) -> None:

@@ -196,7 +196,7 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> bool:
         """Post one message through SQLite's intake in one statement, if the queue
-        exists, is a pull queue and has no alerts; whether it did (elsewhere: False).
+        exists and is a pull queue; whether it did (elsewhere: False).
         A repeat of a transaction that may have committed finds the message stored.
 
         Consumers are told on commit, as for `post`.

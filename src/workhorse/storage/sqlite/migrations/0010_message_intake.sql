@@ -3,8 +3,8 @@
 -- and a posted message row changes six (the table's leaf, four index leaves and the
 -- queue's row, which counts it); an intake row changes one. Every other operation
 -- on messages moves the intake into `mq_messages` first ("admission", in the order
--- the messages came), so nothing reads around it. Push queues and queues with
--- alerts never take this path (their posts have work to do at once).
+-- the messages came), so nothing reads around it. Push queues never take this path
+-- (their posts are for the pushers to deliver at once).
 CREATE TABLE mq_intake (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL,

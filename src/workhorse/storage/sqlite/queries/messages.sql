@@ -89,14 +89,14 @@ VALUES (?1, ?5, ?6, ?2, ?3,
 ON CONFLICT (id) DO NOTHING;
 
 -- name: intake_post
--- Post one message through the intake (migration 0010) if its queue exists, is a pull
--- queue and has no alerts; changes nothing otherwise (the caller then takes the full
--- path, which creates the queue). Parameters are positional: ?1 id, ?2 body,
+-- Post one message through the intake (migration 0010) if its queue exists and is a
+-- pull queue; changes nothing otherwise (the caller then takes the full path, which
+-- creates the queue). Parameters are positional: ?1 id, ?2 body,
 -- ?3 push_headers, ?4 delay, ?5 project_id, ?6 queue_name, ?7 now.
 INSERT INTO mq_intake (id, project_id, queue_name, body, push_headers, delay, created_at)
 SELECT ?1, ?5, ?6, ?2, ?3, ?4, coalesce(?7, (julianday('now') - 2440587.5) * 86400.0)
 WHERE EXISTS (SELECT 1 FROM mq_queues
-              WHERE project_id = ?5 AND name = ?6 AND type = 'pull' AND alerts IS NULL);
+              WHERE project_id = ?5 AND name = ?6 AND type = 'pull');
 
 -- name: intake_stored
 -- Whether a message id is stored, in the intake or admitted (a retried intake post).
