@@ -159,6 +159,29 @@ def test_a_message_in_the_intake_can_be_deleted_by_id(mq: MessageQueues) -> None
     assert [m.id for m in mq.reserve("q", 5, now=NOW)] == [keep]
 
 
+def test_a_delete_with_its_reservation_id_leaves_the_intake_alone(
+    storage: Storage, mq: MessageQueues
+) -> None:
+    """A reserved message was admitted: its delete, one autocommitted statement,
+    needs no admission (a transaction of its own) first."""
+    mq.create_queue("q")
+    post_singly(mq, "q", ["a", "b"])
+    a, _ = mq.reserve("q", 2, now=NOW)  # admits both
+    post_singly(mq, "q", ["c"])
+    assert a.reservation_id is not None
+    mq.delete("q", a.id, a.reservation_id, now=NOW)
+    assert intake_size(storage) == (1 if storage.dialect == "sqlite" else 0)
+    assert [m.body for m in mq.reserve("q", 5, now=NOW + 60)] == ["b", "c"]
+
+
+def test_admission_needs_a_write_transaction(storage: Storage) -> None:
+    """One autocommitted statement per step could delete newer posts with it."""
+    if storage.dialect != "sqlite":
+        pytest.skip("only SQLite has a message intake")
+    with pytest.raises(RuntimeError, match="write transaction"):
+        storage.run(lambda tx: tx.messages.admit(), single_statement=True)
+
+
 def test_clear_and_delete_queue_take_the_intake_along(
     storage: Storage, mq: MessageQueues
 ) -> None:

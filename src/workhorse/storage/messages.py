@@ -165,10 +165,13 @@ class MessageStore(_Store):
 
     On SQLite, single posts to a pull queue wait in an intake (`intake_post`)
     until an operation that reads or changes messages admits them: in a write
-    transaction it does so first; a read raises `IntakeWaiting`, upon which
-    `Storage.run` admits them in a write transaction of its own and reads again
-    (`admitted`: every post acknowledged before the read began is in place; later
-    ones may wait).
+    transaction it does so first. Admission takes several statements, so a read
+    or a single autocommitted statement raises `IntakeWaiting` instead, upon
+    which `Storage.run` admits in a write transaction of its own and runs the work
+    again (`admitted`: every post acknowledged before the work began is in place;
+    later ones may wait). Operations on a reservation (touch, release, hold, a
+    delete with a reservation id) need no admission: a reserved message was
+    admitted.
     """
 
     def __init__(
@@ -177,11 +180,11 @@ class MessageStore(_Store):
         db: Database,
         *,
         retried: bool = False,
-        write: bool = True,
+        can_admit: bool = True,
         admitted: bool = False,
     ) -> None:
         super().__init__(conn, db, retried=retried)
-        self.write = write
+        self.can_admit = can_admit
         self._admission_checked = admitted or db.dialect not in MESSAGE_INTAKE
 
     # -- intake (SQLite) --------------------------------------------------------------
@@ -234,9 +237,16 @@ class MessageStore(_Store):
 
     def admit(self, *, upto: int | None = None) -> int:
         """Move the intake's messages (up to seq `upto`: all of them by default)
-        into their queues, in the order they were posted; how many moved."""
+        into their queues, in the order they were posted; how many moved.
+
+        Only in a write transaction: its statements must commit together (the
+        intake's rowids restart once it is empty, so a separate delete by `upto`
+        could take newer posts along).
+        """
         if self.db.dialect not in MESSAGE_INTAKE:
             return 0
+        if not self.can_admit:
+            raise RuntimeError("admission needs a write transaction")
         if upto is None:
             span = self.conn.fetch_one(self.q["messages.intake_span"])
             if span is None or span["last"] is None:
@@ -255,7 +265,7 @@ class MessageStore(_Store):
         span = self.conn.fetch_one(self.q["messages.intake_span"])
         if span is None or span["first"] is None:
             return
-        if not self.write:
+        if not self.can_admit:
             raise IntakeWaiting
         self.admit(upto=int(span["last"]))
 
@@ -651,7 +661,8 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> bool:
         """Delete with the live reservation id (none if unreserved); whether it did."""
-        self._admit_once()
+        if not reservation_id:  # the message may still be in the intake
+            self._admit_once()
         return bool(
             self.conn.execute(
                 self.q["messages.delete"],
@@ -674,7 +685,8 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> list[str]:
         """Delete (id, reservation id or None) pairs in one statement; ids deleted."""
-        self._admit_once()
+        if not all(rid for _, rid in items):  # some may still be in the intake
+            self._admit_once()
         rows = self.conn.fetch_all(
             self.q["messages.delete_many"],
             {
@@ -699,7 +711,6 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> float | None:
         """Extend a live reservation under a new id: new expiry, or None if stale."""
-        self._admit_once()
         row = self.conn.fetch_one(
             self.q["messages.touch"],
             {
@@ -725,7 +736,6 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> bool:
         """Put a live reservation back at the front (after `delay`); whether it did."""
-        self._admit_once()
         applied = bool(
             self.conn.execute(
                 self.q["messages.release"],
@@ -754,7 +764,6 @@ class MessageStore(_Store):
         now: float | None = None,
     ) -> bool:
         """Keep a live reservation (same id) for `seconds` more; whether it applied."""
-        self._admit_once()
         return bool(
             self.conn.execute(
                 self.q["messages.hold"],

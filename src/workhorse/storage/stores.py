@@ -821,14 +821,16 @@ class LeaderStore(_Store):
 
 
 class IntakeWaiting(Exception):
-    """A read met single message posts still in SQLite's intake (see MessageStore)."""
+    """Work that cannot admit SQLite's message intake itself (a read, or one
+    autocommitted statement) met single posts waiting there (see MessageStore)."""
 
 
 class Transaction:
     """The stores of one open transaction.
 
-    `write`: whether it may write; `admitted`: whether the message intake was
-    admitted after the work last raised IntakeWaiting.
+    `write`: whether it may write; `single`: whether it is one autocommitted
+    statement; `admitted`: whether the message intake was admitted after the work
+    last raised IntakeWaiting.
     """
 
     def __init__(
@@ -838,12 +840,14 @@ class Transaction:
         *,
         retried: bool = False,
         write: bool = True,
+        single: bool = False,
         admitted: bool = False,
     ) -> None:
         self.conn = conn
         self._db = db
         self.retried = retried
         self.write = write
+        self.single = single
         self.admitted = admitted
 
     @cached_property
@@ -875,7 +879,7 @@ class Transaction:
             self.conn,
             self._db,
             retried=self.retried,
-            write=self.write,
+            can_admit=self.write and not self.single,
             admitted=self.admitted,
         )
 
@@ -962,12 +966,14 @@ class Storage:
                             self.db,
                             retried=retried,
                             write=write,
+                            single=single_statement,
                             admitted=admitted,
                         )
                     )
             except IntakeWaiting:
-                # A read that must see single posts still in the intake: admit
-                # them, then read again (once: later posts need not be seen).
+                # A read or a single statement that must see single posts still in
+                # the intake: admit them, then run again (once: later posts need
+                # not be seen).
                 self.run(lambda tx: tx.messages.admit(), retry_for=retry_for)
                 admitted = True
             except Exception as exc:
