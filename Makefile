@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e . --group test --group lint
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-system-deps:  ## install the Debian packages Workhorse uses (bubblewrap), if missing
+system-deps:  ## install the Debian packages Workhorse uses (bubblewrap; fuse3 for tests), if missing
 	@bash scripts/system-deps.sh
 
 install: $(STAMP) system-deps  ## create .venv and install Workhorse with its test tools
