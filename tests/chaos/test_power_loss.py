@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -102,9 +103,15 @@ threading.Event().wait()
 """
 
 
+class Disk(NamedTuple):
+    """Where the files really are, and where the lazy filesystem shows them."""
+
+    backing: Path
+    mountpoint: Path
+
+
 def run_and_cut(
-    mountpoint: Path,
-    backing: Path,
+    disk: Disk,
     *,
     synchronous: str,
     workload: str,
@@ -113,10 +120,10 @@ def run_and_cut(
     """Run the workload on the lazy filesystem until `wanted` acknowledgements of
     each kind came, kill it, cut the power; the acknowledgements, by kind."""
     acks: dict[str, list[str]] = defaultdict(list)
-    with lazy_mount(backing, mountpoint) as mount:
+    with lazy_mount(disk.backing, disk.mountpoint) as mount:
         env = {
             **os.environ,
-            "WORKHORSE_DATABASE_URL": f"sqlite:///{mountpoint / 'workhorse.db'}",
+            "WORKHORSE_DATABASE_URL": f"sqlite:///{disk.mountpoint / 'workhorse.db'}",
             "WORKHORSE_SQLITE_SYNCHRONOUS": synchronous,
         }
         proc = subprocess.Popen(
@@ -148,10 +155,10 @@ def run_and_cut(
     return acks
 
 
-def what_is_lost(backing: Path, acks: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Acknowledged writes missing from the database in `backing` (read directly,
+def what_is_lost(disk: Disk, acks: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Acknowledged writes missing from the database on `disk` (read directly,
     after the cut): tasks, posted messages not deleted, deleted messages back."""
-    db = backing / "workhorse.db"
+    db = disk.backing / "workhorse.db"
     check = sqlite3.connect(db)
     try:
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -191,12 +198,15 @@ def what_is_lost(backing: Path, acks: dict[str, list[str]]) -> dict[str, list[st
     return lost
 
 
-def prepare(backing: Path, mountpoint: Path) -> None:
+@pytest.fixture
+def disk(tmp_path: Path) -> Disk:
     """A migrated database with the queue and 200 messages in it, written
-    durably through the mount."""
-    with lazy_mount(backing, mountpoint):
+    durably through the lazy filesystem."""
+    disk = Disk(tmp_path / "disk", tmp_path / "mnt")
+    disk.backing.mkdir()
+    with lazy_mount(disk.backing, disk.mountpoint):
         storage = open_storage(
-            Settings(database_url=f"sqlite:///{mountpoint / 'workhorse.db'}"),
+            Settings(database_url=f"sqlite:///{disk.mountpoint / 'workhorse.db'}"),
             migrate=True,
         )
         try:
@@ -206,6 +216,7 @@ def prepare(backing: Path, mountpoint: Path) -> None:
                 queue.post("orders", [f"first:{i}:{k}" for k in range(100)])
         finally:
             storage.close()
+    return disk
 
 
 # Acknowledgements to wait for, by workload. Each alone writes fewer pages than an
@@ -218,59 +229,47 @@ ALONE = {
 
 
 @pytest.mark.parametrize("workload", sorted(ALONE))
-def test_a_power_cut_loses_nothing_acknowledged(tmp_path: Path, workload: str) -> None:
+def test_a_power_cut_loses_nothing_acknowledged(disk: Disk, workload: str) -> None:
     """Each kind of acknowledged write on its own: any acknowledgement given
     before its fsync would be lost here (the control below shows it)."""
-    backing, mountpoint = tmp_path / "disk", tmp_path / "mnt"
-    backing.mkdir()
-    prepare(backing, mountpoint)
     acks = run_and_cut(
-        mountpoint,
-        backing,
+        disk,
         synchronous="FULL",
         workload=workload,
         wanted=ALONE[workload],
     )
-    assert what_is_lost(backing, acks) == {}
+    assert what_is_lost(disk, acks) == {}
 
 
 @pytest.mark.parametrize("workload", sorted(ALONE))
 def test_the_control_without_fsync_loses_every_acknowledged_write(
-    tmp_path: Path, workload: str
+    disk: Disk, workload: str
 ) -> None:
     """synchronous=NORMAL acknowledges before the WAL reaches the disk: the
     harness must find every acknowledged write of the run lost (or, for deletes,
     undone)."""
-    backing, mountpoint = tmp_path / "disk", tmp_path / "mnt"
-    backing.mkdir()
-    prepare(backing, mountpoint)
     acks = run_and_cut(
-        mountpoint,
-        backing,
+        disk,
         synchronous="NORMAL",
         workload=workload,
         wanted=ALONE[workload],
     )
-    lost = what_is_lost(backing, acks)
+    lost = what_is_lost(disk, acks)
     assert {kind: len(ids) for kind, ids in lost.items()} == {
         kind: len(ids) for kind, ids in acks.items()
     }
 
 
-def test_repeated_power_cuts_under_mixed_load_lose_nothing(tmp_path: Path) -> None:
+def test_repeated_power_cuts_under_mixed_load_lose_nothing(disk: Disk) -> None:
     """Everything at once (queueing, posting alone and in batches, reserving and
     deleting, running tasks, whose claims and reservations commit without
     fsync), cut again and again, each run starting from what the last cut left."""
-    backing, mountpoint = tmp_path / "disk", tmp_path / "mnt"
-    backing.mkdir()
-    prepare(backing, mountpoint)
     for cycle in range(CYCLES):
         acks = run_and_cut(
-            mountpoint,
-            backing,
+            disk,
             synchronous="FULL",
             workload="everything",
             wanted={"task": TASKS, "posted": POSTS, "deleted": DELETES},
         )
-        lost = what_is_lost(backing, acks)
+        lost = what_is_lost(disk, acks)
         assert lost == {}, f"cycle {cycle}: acknowledged writes lost: {dict(lost)}"

@@ -40,11 +40,18 @@ def enqueue(client: Client, n: int = 1, **opts: Any) -> list[str]:
     return ids
 
 
-def intake_size(storage: Storage) -> int:
+_COUNT_INTAKE = {
+    "task_intake": "SELECT count(*) AS n FROM task_intake",
+    "mq_intake": "SELECT count(*) AS n FROM mq_intake",
+}
+
+
+def intake_size(storage: Storage, table: str = "task_intake") -> int:
+    """Rows waiting in one of SQLite's intakes (none elsewhere)."""
     if storage.dialect != "sqlite":
         return 0
     row = storage.run(
-        lambda tx: tx.conn.fetch_one("SELECT count(*) AS n FROM task_intake"),
+        lambda tx: tx.conn.fetch_one(_COUNT_INTAKE[table]),
         write=False,
     )
     assert row is not None

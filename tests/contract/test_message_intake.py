@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.contract.test_intake import intake_size as task_intake_size
 from workhorse.domain.message import NewMessage
 from workhorse.queues import MessageQueues, check_alerts, expire_messages
 from workhorse.storage import Storage
@@ -23,14 +24,7 @@ def mq(storage: Storage) -> MessageQueues:
 
 
 def intake_size(storage: Storage) -> int:
-    if storage.dialect != "sqlite":
-        return 0
-    row = storage.run(
-        lambda tx: tx.conn.fetch_one("SELECT count(*) AS n FROM mq_intake"),
-        write=False,
-    )
-    assert row is not None
-    return int(row["n"])
+    return task_intake_size(storage, "mq_intake")
 
 
 def post_singly(mq: MessageQueues, queue: str, bodies: list[str]) -> list[str]:
