@@ -1,9 +1,9 @@
 """Simulated power loss on SQLite: the database lives on a FUSE filesystem that
 forgets every write not yet fsynced when told to (`lazyfs`). A process queues
 tasks, posts messages (alone and in batches), consumes and deletes them, and runs
-tasks, all at once; it is killed with -9, the unsynced writes are dropped, and
-what is left on disk must hold every task and message it was told were stored,
-and none of the messages it was told were deleted.
+tasks; it is killed with -9, the unsynced writes are dropped, and what is left on
+disk must hold every task and message it was told were stored, every task it saw
+complete still complete, and none of the messages it was told were deleted.
 
 The same harness with `synchronous=NORMAL` must lose acknowledged writes: the
 control that shows the test can see a loss at all.
@@ -25,6 +25,7 @@ import pytest
 
 from tests.chaos.lazyfs import lazy_mount
 from workhorse.client import Client
+from workhorse.domain.task import TaskStatus
 from workhorse.errors import NotFound
 from workhorse.queues import MessageQueues
 from workhorse.settings import Settings
@@ -88,6 +89,22 @@ def consume():
             say("deleted", message.id)
 
 
+def run():
+    # Queue tasks, run them, and report each one seen complete (what a caller of
+    # task.wait() is told).
+    waiting = {noop.queue(i).id for i in range(60)}
+    Worker(
+        app.storage,
+        registry=app.registry,
+        config=WorkerConfig(concurrency=2, packages=False, push=False),
+    ).start()
+    while waiting:
+        for task_id in list(waiting):
+            if app.get_task(task_id).status == "complete":
+                waiting.discard(task_id)
+                say("completed", task_id)
+
+
 if sys.argv[1] == "everything":
     Worker(
         app.storage,
@@ -96,7 +113,12 @@ if sys.argv[1] == "everything":
     ).start()
     jobs = [enqueue, enqueue, consume, lambda: post(0), lambda: post(1)]
 else:  # one writer alone: any write it acknowledges before its fsync is lost
-    jobs = [{"enqueue": enqueue, "post": lambda: post(0), "consume": consume}[sys.argv[1]]]
+    jobs = {
+        "enqueue": [enqueue],
+        "post": [lambda: post(0)],
+        "consume": [consume],
+        "run": [run],
+    }[sys.argv[1]]
 for job in jobs:
     threading.Thread(target=job, daemon=True).start()
 threading.Event().wait()
@@ -157,45 +179,50 @@ def run_and_cut(
 
 def what_is_lost(disk: Disk, acks: dict[str, list[str]]) -> dict[str, list[str]]:
     """Acknowledged writes missing from the database on `disk` (read directly,
-    after the cut): tasks, posted messages not deleted, deleted messages back."""
+    after the cut), by kind: tasks queued, tasks seen complete and no longer so,
+    posted messages not deleted, deleted messages back."""
     db = disk.backing / "workhorse.db"
     check = sqlite3.connect(db)
     try:
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        if not check.execute(
+        survived = check.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'mq_intake'"
-        ).fetchone():
-            # Nothing of the workload survived, not even the schema.
-            return {k: list(v) for k, v in acks.items() if k != "deleted"}
+        ).fetchone()
     finally:
         check.close()
+    if not survived:  # nothing of the workload, not even the schema
+        return {k: list(v) for k, v in acks.items() if k != "deleted"}
     storage: Storage = open_storage(Settings(database_url=f"sqlite:///{db}"))
-    lost: dict[str, list[str]] = defaultdict(list)
     try:
-        client = Client(storage)
-        for task_id in acks.get("task", []):
+        client, queue = Client(storage), MessageQueues(storage)
+
+        def status(task_id: str) -> TaskStatus | None:
             try:
-                client.get(task_id)
+                return client.get(task_id).status
             except NotFound:
-                lost["task"].append(task_id)
-        queue = MessageQueues(storage)
+                return None
+
+        def stored(message_id: str) -> bool:
+            try:
+                queue.get_message("orders", message_id)
+            except NotFound:
+                return False
+            return True
+
         deleted = set(acks.get("deleted", []))
-        for message_id in acks.get("posted", []):
-            if message_id in deleted:
-                continue
-            try:
-                queue.get_message("orders", message_id)
-            except NotFound:
-                lost["posted"].append(message_id)
-        for message_id in deleted:
-            try:
-                queue.get_message("orders", message_id)
-                lost["deleted"].append(message_id)  # came back
-            except NotFound:
-                pass
+        lost = {
+            "task": [t for t in acks.get("task", []) if status(t) is None],
+            "completed": [
+                t for t in acks.get("completed", []) if status(t) != TaskStatus.COMPLETE
+            ],
+            "posted": [
+                m for m in acks.get("posted", []) if m not in deleted and not stored(m)
+            ],
+            "deleted": [m for m in deleted if stored(m)],  # came back
+        }
     finally:
         storage.close()
-    return lost
+    return {kind: ids for kind, ids in lost.items() if ids}
 
 
 @pytest.fixture
@@ -225,6 +252,7 @@ ALONE = {
     "enqueue": {"task": 30},
     "post": {"posted": 40},
     "consume": {"deleted": 30},
+    "run": {"completed": 20},
 }
 
 
