@@ -230,10 +230,8 @@ class MessageStore(_Store):
         """How many single posts wait in SQLite's intake (0 elsewhere)."""
         if self.db.dialect not in MESSAGE_INTAKE:
             return 0
-        span = self.conn.fetch_one(self.q["messages.intake_span"])
-        if span is None or span["first"] is None:
-            return 0
-        return int(span["last"] - span["first"] + 1)
+        span = self._intake_span("messages.intake_span")
+        return 0 if span is None else span[1] - span[0] + 1
 
     def admit(self, *, upto: int | None = None) -> int:
         """Move the intake's messages (up to seq `upto`: all of them by default)
@@ -248,10 +246,10 @@ class MessageStore(_Store):
         if not self.can_admit:
             raise RuntimeError("admission needs a write transaction")
         if upto is None:
-            span = self.conn.fetch_one(self.q["messages.intake_span"])
-            if span is None or span["last"] is None:
+            span = self._intake_span("messages.intake_span")
+            if span is None:
                 return 0
-            upto = int(span["last"])
+            upto = span[1]
         params = {"upto": upto}
         self.conn.execute(self.q["messages.admit_count"], params)
         self.conn.execute(self.q["messages.admit"], params)
@@ -262,12 +260,12 @@ class MessageStore(_Store):
         if self._admission_checked:
             return
         self._admission_checked = True
-        span = self.conn.fetch_one(self.q["messages.intake_span"])
-        if span is None or span["first"] is None:
+        span = self._intake_span("messages.intake_span")
+        if span is None:
             return
         if not self.can_admit:
             raise IntakeWaiting
-        self.admit(upto=int(span["last"]))
+        self.admit(upto=span[1])
 
     # -- queues -----------------------------------------------------------------------
 

@@ -177,6 +177,13 @@ class _Store:
         # connection was lost, maybe after its commit landed).
         self.retried = retried
 
+    def _intake_span(self, query: str) -> tuple[int, int] | None:
+        """The first and last seq waiting in an intake (SQLite), None when empty."""
+        span = self.conn.fetch_one(self.q[query])
+        if span is None or span["first"] is None:
+            return None
+        return int(span["first"]), int(span["last"])
+
     def db_now(self, *, now: float | None = None) -> float:
         """The database's time, by which due times are judged (`now` itself when given)."""
         row = self.conn.fetch_one(self.q["schedules.db_now"], {"now": now})
@@ -229,22 +236,20 @@ class TaskStore(_Store):
         """How many tasks wait in SQLite's intake (0 elsewhere)."""
         if self.db.dialect != "sqlite":
             return 0
-        span = self.conn.fetch_one(self.q["tasks.intake_span"])
-        if span is None or span["first"] is None:
-            return 0
-        return int(span["last"] - span["first"] + 1)
+        span = self._intake_span("tasks.intake_span")
+        return 0 if span is None else span[1] - span[0] + 1
 
     def admit(self, *, limit: int | None = None) -> int:
         """Move tasks from SQLite's intake into `tasks`, oldest first (all of them,
         or the `limit` oldest); how many moved. A no-op elsewhere."""
         if self.db.dialect != "sqlite":
             return 0
-        span = self.conn.fetch_one(self.q["tasks.intake_span"])
-        if span is None or span["first"] is None:
+        span = self._intake_span("tasks.intake_span")
+        if span is None:
             return 0
-        upto = span["last"]
+        first, upto = span
         if limit is not None:
-            upto = min(upto, span["first"] + limit - 1)
+            upto = min(upto, first + limit - 1)
         self.conn.execute(self.q["tasks.admit"], {"upto": upto})
         return self.conn.execute(self.q["tasks.admitted"], {"upto": upto})
 
