@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import select
 import struct
@@ -218,14 +219,36 @@ def _events(fd: int) -> list[tuple[int, int, bytes]]:
     return found
 
 
-def open_wal_watch(db_path: Path) -> WalWatch | None:
-    """A watch on `db_path`'s commits, or None where inotify is not available."""
-    name = ctypes.util.find_library("c")
+@functools.cache
+def _inotify() -> tuple[Callable[..., int], Callable[..., int]] | None:
+    """libc's inotify_init1 and inotify_add_watch, or None without them.
+
+    Looked up once per process, first among the symbols the process has loaded:
+    `ctypes.util.find_library`, the fallback, runs `ldconfig -p` in a child
+    process (~20 ms, at a runner's start and at a writer's first wait).
+    """
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        init, add = libc.inotify_init1, libc.inotify_add_watch
+        return _inotify_in(ctypes.CDLL(None, use_errno=True))
+    except (OSError, AttributeError):
+        pass
+    try:
+        return _inotify_in(ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True))
     except (OSError, AttributeError):
         return None
+
+
+def _inotify_in(
+    libc: ctypes.CDLL,
+) -> tuple[Callable[..., int], Callable[..., int]]:
+    return libc.inotify_init1, libc.inotify_add_watch
+
+
+def open_wal_watch(db_path: Path) -> WalWatch | None:
+    """A watch on `db_path`'s commits, or None where inotify is not available."""
+    functions = _inotify()
+    if functions is None:
+        return None
+    init, add = functions
     directory = os.fsencode(db_path.resolve().parent)
     fds: list[int] = []
     # Reads of the signal file are watched on the file itself (added by WalWatch);
