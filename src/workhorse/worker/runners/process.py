@@ -218,18 +218,21 @@ def enforcement(cgroup: TaskCgroup | None) -> str:
     return f"cgroup v{cgroup.version} + rlimits"
 
 
-def pdeathsig_prefix() -> list[str]:
+@functools.cache
+def pdeathsig_prefix() -> tuple[str, ...]:
     """`setpriv --pdeathsig KILL --` when util-linux setpriv has that option:
-    the child then dies with the runner thread that started it. Empty otherwise."""
+    the child then dies with the runner thread that started it. Empty otherwise.
+    Found out once per process, at the first launch (a runner of Python tasks
+    alone never spends the trial run)."""
     setpriv = shutil.which("setpriv", path=SEARCH_PATH)
     if setpriv is None:
-        return []
-    argv = [setpriv, "--pdeathsig", "KILL", "--", "/bin/true"]
+        return ()
+    argv = (setpriv, "--pdeathsig", "KILL", "--", "/bin/true")
     try:
         works = subprocess.run(argv, capture_output=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
-        return []
-    return argv[:4] if works.returncode == 0 else []
+        return ()
+    return argv[:4] if works.returncode == 0 else ()
 
 
 class PlainLauncher:
@@ -246,7 +249,6 @@ class PlainLauncher:
     def __init__(self, cgroups: CgroupHost | None = None, *, reason: str = "") -> None:
         self.cgroups = cgroups
         self.reason = reason or "no sandbox configured"
-        self._pdeathsig = pdeathsig_prefix()
 
     def describe(self) -> str:
         """Banner line."""
@@ -281,7 +283,7 @@ class PlainLauncher:
         host = cgroup if cgroup is not None and cgroup.can_host else None
         prologue = ("" if host else join_script(cgroup)) + limits_script(limits)
         return Launch(
-            argv=[*self._pdeathsig, *shell_argv(spec, paths, prologue)],
+            argv=[*pdeathsig_prefix(), *shell_argv(spec, paths, prologue)],
             env=contract_env(spec, paths),
             cwd=spec.revision.code_dir,
             guard=ProcessGuard(cgroup=cgroup, limits=spec.limits),
