@@ -30,8 +30,14 @@ class HubListener:
         return any(key == k or key.startswith(k + ":") for k in self.keys)
 
     def wake(self) -> None:
-        """Mark this listener woken."""
-        self._event.set()
+        """Mark this listener woken.
+
+        A no-op while it is marked already (runner threads wake their fetcher
+        once per task): `wait` clears the mark before its caller looks at what
+        woke it, so nothing published before a skipped wake-up goes unseen.
+        """
+        if not self._event.is_set():
+            self._event.set()
 
     def wait(self, timeout: float, *, quiet: bool = False) -> bool:
         """Block until woken or `timeout`; clears the wake-up either way.
