@@ -80,6 +80,13 @@ class SharedCommits:
         """
         if self._straight and not one_row:
             return self.storage.run(fn, single_statement=single_statement)
+        if not self._waiting and self._writer.acquire(blocking=False):
+            # Alone: nobody writing, nothing waiting. A thread arriving meanwhile
+            # waits for the lock and then commits what is waiting, as below.
+            try:
+                return self.storage.run(fn, single_statement=single_statement)
+            finally:
+                self._writer.release()
         write = _Write(fn, single_statement)
         with self._waiting_lock:
             self._waiting.append(write)
