@@ -215,21 +215,26 @@ def validate_reserve(n: object, timeout: object, wait: object) -> ReserveRequest
 
 
 def validate_new_messages(
-    items: Sequence[NewMessage], max_bytes: int
+    items: Sequence[NewMessage | str], max_bytes: int
 ) -> list[NewMessage]:
     """Check a post of 1 to 100 messages; returns them normalised."""
     if not 1 <= len(items) <= MAX_PER_CALL:
         raise InvalidInput(
             f"post 1 to {MAX_PER_CALL} messages at a time, got {len(items)}"
         )
-    return [
-        NewMessage(
-            body=validate_body(m.body, max_bytes),
-            delay=validate_delay(m.delay),
-            push_headers=validate_push_headers(m.push_headers),
-        )
-        for m in items
-    ]
+    return [validate_new_message(m, max_bytes) for m in items]
+
+
+def validate_new_message(message: NewMessage | str, max_bytes: int) -> NewMessage:
+    """Check one message to post (anything else than a NewMessage is its body);
+    returns it normalised."""
+    if not isinstance(message, NewMessage):
+        return NewMessage(validate_body(message, max_bytes))
+    return NewMessage(
+        body=validate_body(message.body, max_bytes),
+        delay=validate_delay(message.delay),
+        push_headers=validate_push_headers(message.push_headers),
+    )
 
 
 def encode_push_headers(headers: Mapping[str, str] | None) -> str | None:

@@ -95,10 +95,7 @@ class MessageQueues(QueueAdmin):
         The queue is created (as a pull queue with defaults) if it does not exist.
         """
         name = validate_queue_name(name)
-        items = validate_new_messages(
-            [m if isinstance(m, NewMessage) else NewMessage(m) for m in messages],
-            self.settings.max_message_bytes,
-        )
+        items = validate_new_messages(messages, self.settings.max_message_bytes)
         ids = new_ids(len(items))
         # Threads posting at once share commits; one alone commits at once.
         # One message on SQLite: one statement, if its queue is a pull queue that
