@@ -376,3 +376,67 @@ def test_fan_in_runs_once_after_every_child_finished(
     (hook,) = hooks
     assert app.get_task(hook.id).wait(10).status == TaskStatus.COMPLETE
     assert summaries == [{"parent": m.id, "children": {"complete": 4, "error": 1}}]
+
+
+def test_a_failing_claim_cycle_is_tried_again_with_its_outcomes(
+    app: App,
+    start_worker: Callable[..., Worker],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unexpected error in a cycle that records outcomes neither stops the
+    runner's fetcher nor loses the outcomes it was writing."""
+    from workhorse.storage.stores import TaskStore
+
+    real = TaskStore.finish_many
+    failures = {"left": 2}
+
+    def failing(self: TaskStore, *args: object, **kwargs: object) -> int:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("injected failure")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TaskStore, "finish_many", failing)
+
+    @app.task
+    def echo(n: int) -> int:
+        return n
+
+    worker = start_worker(app)
+    handles = [echo.queue(n) for n in range(5)]
+    results = [h.wait(20) for h in handles]
+    assert failures["left"] == 0
+    assert [t.status for t in results] == [TaskStatus.COMPLETE] * 5
+    assert [t.result for t in results] == list(range(5))
+    assert all(len(t.attempts) == 1 for t in results)
+    assert worker.completer.pending() == 0
+    failed = [r for r in caplog.records if getattr(r, "event", "") == "fetch_failed"]
+    assert len(failed) == 2
+    assert "injected failure" in (failed[0].exc_text or "")
+
+
+def test_a_failing_heartbeat_does_not_stop_the_next_ones(
+    app: App,
+    start_worker: Callable[..., Worker],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workhorse.storage.stores import RunnerStore
+
+    real = RunnerStore.heartbeat
+    failures = {"left": 1}
+    renewed = threading.Event()
+
+    def failing(self: RunnerStore, *args: object, **kwargs: object) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("injected failure")
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+        renewed.set()
+
+    monkeypatch.setattr(RunnerStore, "heartbeat", failing)
+    worker = start_worker(app)
+    assert renewed.wait(10), "no heartbeat after the failed one"
+    assert failures["left"] == 0
+    assert worker.supervisor._thread is not None
+    assert worker.supervisor._thread.is_alive()

@@ -46,6 +46,10 @@ class Completer:
             pass
         return batch
 
+    def give_back(self, batch: Sequence[Outcome]) -> None:
+        """Return a taken batch that could not be written, in front of newer outcomes."""
+        self._outcomes.extendleft(reversed(batch))
+
     def recorded_batch(self, batch: Sequence[Outcome], applied: int) -> None:
         """Count a written batch, of which `applied` outcomes still held their lease."""
         self.recorded += applied

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from workhorse.domain.ids import new_token
@@ -23,6 +24,11 @@ MAX_CLAIM = 200
 # With nothing announced, look again this often (delayed tasks becoming due,
 # missed notifications).
 IDLE_POLL_SECONDS = 1.0
+# After a cycle fails on an unexpected error: pauses from 0.1 s doubling to 5 s; a
+# runner shutting down gives up after 3 failures in a row.
+FAILURE_FIRST_PAUSE = 0.1
+FAILURE_MAX_PAUSE = 5.0
+FAILURES_AT_CLOSE = 3
 
 
 class Prefetch:
@@ -100,6 +106,7 @@ class Fetcher:
         # those need the serialised full claim.
         self._quick = storage.dialect == "postgres"
         self._capped = False
+        self._failures = 0  # unexpected cycle failures in a row
 
     def slot_freed(self) -> None:
         """Called after a task leaves its slot."""
@@ -137,9 +144,16 @@ class Fetcher:
         # A cycle that only claims need not wait for the disk: if a crash undoes
         # it, its tasks are simply queued again (and their lease tokens, unknown
         # to the database, can record nothing). Outcomes are acknowledgements.
-        applied, claimed = self.storage.run(
-            cycle, retry_for=float("inf"), durable=batch is not None
-        )
+        try:
+            applied, claimed = self.storage.run(
+                cycle, retry_for=float("inf"), durable=batch is not None
+            )
+        except BaseException:
+            # Rolled back (an unexpected error: the database retries its own):
+            # the outcomes go first into the next cycle.
+            if outcomes:
+                self.completer.give_back(outcomes)
+            raise
         if outcomes:
             self.completer.recorded_batch(outcomes, applied)
         if claimed is None:
@@ -180,7 +194,13 @@ class Fetcher:
             room = self.room() if claiming else 0
             want = room if look else 0
             if outcomes or want:
-                claimed = self.run_once(outcomes, want)
+                try:
+                    claimed = self.run_once(outcomes, want)
+                except Exception:
+                    if not self._failed():
+                        return
+                    continue
+                self._failures = 0
                 if want:
                     look = claimed == want
                 continue
@@ -193,6 +213,41 @@ class Fetcher:
                 # Slots full (or stopping): only this runner's own events matter.
                 listener.wait(IDLE_POLL_SECONDS, quiet=True)
             look = True
+
+    def _failed(self) -> bool:
+        """After a cycle failed on an unexpected error (the database's own outages
+        are retried inside it): log it, pause, and say whether to go on.
+
+        A runner whose fetcher stopped would keep renewing the leases of tasks it
+        can never finish. So the loop goes on, pausing longer each time, until
+        the cause is mended; only a runner shutting down gives up, after a few
+        tries: its outcomes not written, those tasks run again once their leases
+        lapse.
+        """
+        self._failures += 1
+        pause = min(FAILURE_FIRST_PAUSE * 2 ** (self._failures - 1), FAILURE_MAX_PAUSE)
+        if self._closing.is_set() and self._failures >= FAILURES_AT_CLOSE:
+            log.error(
+                "claim cycle failed %d times while shutting down; %d outcomes not "
+                "written (their tasks run again once their leases lapse)",
+                self._failures,
+                self.completer.pending(),
+                exc_info=True,
+                extra={"event": "fetch_failed"},
+            )
+            return False
+        log.error(
+            "claim cycle failed (%d in a row); trying again in %.1fs",
+            self._failures,
+            pause,
+            exc_info=True,
+            extra={"event": "fetch_failed"},
+        )
+        if self._closing.is_set():
+            time.sleep(pause)
+        else:
+            self._closing.wait(pause)  # cut short when the runner starts closing
+        return True
 
     def _run(self, listener: Listener) -> None:
         try:

@@ -100,6 +100,13 @@ class Supervisor:
                             extra={"event": "heartbeat_failed"},
                         )
                         next_beat = now + min(interval, 1.0)
+                    except Exception:  # the thread must outlive any one bad beat
+                        # Without beats the leases lapse and the tasks run again
+                        # elsewhere while they still run here: try again soon.
+                        log.exception(
+                            "heartbeat failed", extra={"event": "heartbeat_failed"}
+                        )
+                        next_beat = now + min(interval, 1.0)
                     last_beat = now
         finally:
             listener.close()
