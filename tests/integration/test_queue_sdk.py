@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import types
 from typing import Any
 
 import pytest
@@ -150,3 +151,30 @@ def test_cli_queue_commands(app: App) -> None:
     run("delete", "work", "--yes")
     run("reserve", "work", code=2)  # NotFound
     run("reserve", "orders", "-n", "101", code=2)  # bad input
+
+
+def test_the_touch_thread_outlives_an_unexpected_error() -> None:
+    from workhorse.queues.sdk import _Keeper
+
+    touched = threading.Event()
+
+    class FlakyQueue:
+        name = "flaky"
+        calls = 0
+
+        def touch(self, message: object) -> object:
+            FlakyQueue.calls += 1
+            if FlakyQueue.calls == 1:
+                raise RuntimeError("injected failure")
+            touched.set()
+            return message
+
+    stop = threading.Event()
+    keeper = _Keeper(FlakyQueue(), 0.01, stop)  # type: ignore[arg-type]
+    keeper.hold([types.SimpleNamespace(id="m1")])  # type: ignore[list-item]
+    try:
+        assert touched.wait(5), "no touch after the failed one"
+        assert keeper.take("m1") is not None
+    finally:
+        stop.set()
+        keeper.join()

@@ -43,11 +43,26 @@ class MaintenanceLoop:
             now = time.monotonic()
             for i, service in enumerate(self.services):
                 if now >= self._next[i]:
-                    service.run_once()
                     self._next[i] = now + service.period
+                    self._run_service(service)
         except StorageUnavailable as exc:
             log.warning(
                 "maintenance skipped: %s", exc, extra={"event": "maintenance_skipped"}
+            )
+
+    @staticmethod
+    def _run_service(service: Service) -> None:
+        """One pass of a service; an unexpected error is logged, and neither stops
+        the others nor the loop (the service runs again at its next period)."""
+        try:
+            service.run_once()
+        except StorageUnavailable:
+            raise
+        except Exception:
+            log.exception(
+                "maintenance service %s failed",
+                type(service).__name__,
+                extra={"event": "maintenance_failed"},
             )
 
     def _loop(self) -> None:

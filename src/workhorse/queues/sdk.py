@@ -276,6 +276,12 @@ class _Keeper:
                             exc,
                             extra={"event": "consumer_touch_failed"},
                         )
+                    except Exception:  # the thread must outlive any one bad touch
+                        log.exception(
+                            "could not touch %s",
+                            message_id,
+                            extra={"event": "consumer_touch_failed"},
+                        )
 
     def join(self) -> None:
         self._thread.join(timeout=5)

@@ -1,0 +1,47 @@
+"""The maintenance loop keeps its services running when one of them fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from workhorse.maintenance.election import Election
+from workhorse.maintenance.loop import MaintenanceLoop
+from workhorse.storage import Storage
+
+
+class Failing:
+    period = 0.0
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def run_once(self, now: float | None = None) -> int:
+        self.calls += 1
+        raise RuntimeError("injected failure")
+
+
+class Counting:
+    period = 0.0
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def run_once(self, now: float | None = None) -> int:
+        self.calls += 1
+        return 0
+
+
+def test_a_failing_service_neither_stops_the_others_nor_itself(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    failing, counting = Failing(), Counting()
+    loop = MaintenanceLoop(Election(storage, "r1", ttl=30), [failing, counting])
+    loop.run_once()
+    loop.run_once()
+    assert (failing.calls, counting.calls) == (2, 2)
+    failed = [
+        r for r in caplog.records if getattr(r, "event", "") == "maintenance_failed"
+    ]
+    assert len(failed) == 2
+    assert "Failing" in failed[0].getMessage()
+    assert "injected failure" in (failed[0].exc_text or "")
