@@ -31,6 +31,13 @@ class StorageUnavailable(WorkhorseError):
     """The database could not be reached within the retry budget."""
 
 
+class StorageCorrupt(WorkhorseError):
+    """The database reports damaged data; the operation changed nothing.
+
+    Not retried: damage stays until the file is repaired or restored (run
+    `workhorse check`)."""
+
+
 class TaskFailed(WorkhorseError):
     """A task ended in a status other than complete; raised by `Task.result`."""
 

@@ -15,6 +15,7 @@ from workhorse.errors import (
     NotFound,
     PayloadTooLarge,
     StaleLease,
+    StorageCorrupt,
     StorageUnavailable,
     WorkhorseError,
 )
@@ -76,6 +77,12 @@ def response_for(exc: BaseException, retry_after: int = 1) -> Response:
             "Service temporarily unavailable: the database cannot be reached; "
             "retry shortly.",
             {"Retry-After": str(retry_after)},
+        )
+    if isinstance(exc, StorageCorrupt):  # logged where it was found
+        return error_response(
+            500,
+            "Internal server error: the database reports damaged data; the request "
+            "changed nothing. The operator should run `workhorse check`.",
         )
     if isinstance(exc, WorkhorseError):
         status = status_of(exc)

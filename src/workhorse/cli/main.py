@@ -13,6 +13,8 @@ from workhorse.client import DEFAULT_PROJECT
 # Commands defined in their own modules, loaded only when run (or listed by --help):
 # a runner's start-up then skips the modules of every other command.
 LAZY_COMMANDS = {
+    "backup": "workhorse.cli.database:backup",
+    "check": "workhorse.cli.database:check",
     "code": "workhorse.cli.codes:code",
     "project": "workhorse.cli.projects:project",
     "queue": "workhorse.cli.queues:queue",

@@ -108,6 +108,11 @@ class Database(Protocol):
         """Whether `exc` means 'try again later' (locked, connection lost)."""
         ...
 
+    def is_corrupt(self, exc: BaseException) -> bool:
+        """Whether `exc` reports damaged data (a page or index the database cannot
+        trust), which no retry will mend."""
+        ...
+
     def apply_script(self, sql: str) -> None:
         """Run a multi-statement migration script in one transaction."""
         ...

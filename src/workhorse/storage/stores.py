@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, LiteralString, TypeVar
 
 from workhorse.domain.task import Attempt, NewTask, Outcome, Task, TaskStatus
-from workhorse.errors import StorageUnavailable
+from workhorse.errors import StorageCorrupt, StorageUnavailable
 from workhorse.settings import Settings
 from workhorse.storage.base import Connection, Database, Listener, Row
 from workhorse.storage.shared_commits import SharedCommits
@@ -830,6 +830,18 @@ class IntakeWaiting(Exception):
     autocommitted statement) met single posts waiting there (see MessageStore)."""
 
 
+def _corrupt(exc: BaseException) -> StorageCorrupt:
+    log.error(
+        "the database reports damaged data: %s; run `workhorse check`",
+        exc,
+        extra={"event": "storage_corrupt"},
+    )
+    return StorageCorrupt(
+        f"the database reports damaged data ({exc}); nothing was changed. "
+        "Run `workhorse check`, and restore from a backup if it finds damage."
+    )
+
+
 class Transaction:
     """The stores of one open transaction.
 
@@ -983,6 +995,8 @@ class Storage:
                 admitted = True
             except Exception as exc:
                 if not self.db.is_transient(exc):
+                    if self.db.is_corrupt(exc):
+                        raise _corrupt(exc) from exc
                     raise
                 retried = True
                 if time.monotonic() + delay > deadline:

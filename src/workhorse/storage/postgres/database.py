@@ -164,6 +164,12 @@ class PostgresDatabase:
         """Lost connections, pool timeouts, serialization failures, shutdowns."""
         return isinstance(exc, psycopg.OperationalError | PoolTimeout)
 
+    def is_corrupt(self, exc: BaseException) -> bool:
+        """data_corrupted and index_corrupted (SQLSTATE XX001, XX002)."""
+        return isinstance(
+            exc, psycopg.errors.DataCorrupted | psycopg.errors.IndexCorrupted
+        )
+
     def apply_script(self, sql: str) -> None:
         """Run a migration script in one transaction."""
         with self.transaction() as tx:

@@ -339,6 +339,15 @@ class SqliteDatabase:
         text = str(exc).lower()
         return any(s in text for s in ("locked", "busy", "disk i/o", "unable to open"))
 
+    def is_corrupt(self, exc: BaseException) -> bool:
+        """SQLITE_CORRUPT (a malformed page or index) and SQLITE_NOTADB."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        return (
+            isinstance(exc, sqlite3.DatabaseError)
+            and code is not None
+            and (code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB))
+        )
+
     def apply_script(self, sql: str) -> None:
         """Run a migration script in one write transaction."""
         with self.transaction() as tx:
