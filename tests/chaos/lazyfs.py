@@ -117,14 +117,22 @@ class LazyFS(mfusepy.Operations):  # type: ignore[misc]
     def fsync(self, path: str, datasync: int, fi: Any) -> int:
         with self._lock:
             unsynced = self._unsynced.pop(path, None)
-            if unsynced is not None:
+            if unsynced is None:
+                os.fsync(fi.fh)
+                return 0
+            # Whatever wrote them, through any descriptor: the one syncing may be
+            # read-only (PostgreSQL's checkpointer syncs files backends wrote).
+            fd = os.open(self._real(path), os.O_WRONLY)
+            try:
                 for index, page in sorted(unsynced.pages.items()):
                     end = min(PAGE, unsynced.length - index * PAGE)
                     if end > 0:
-                        os.pwrite(fi.fh, bytes(page[:end]), index * PAGE)
-                if os.fstat(fi.fh).st_size < unsynced.length:
-                    os.ftruncate(fi.fh, unsynced.length)
-            os.fsync(fi.fh)
+                        os.pwrite(fd, bytes(page[:end]), index * PAGE)
+                if os.fstat(fd).st_size < unsynced.length:
+                    os.ftruncate(fd, unsynced.length)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         return 0
 
     def truncate(self, path: str, length: int, fh: Any = None) -> int:
@@ -171,11 +179,26 @@ class LazyFS(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def open(self, path: str, fi: Any) -> int:
-        return self._open(path, fi, os.open(self._real(path), fi.flags & ~os.O_APPEND))
+        flags = fi.flags & ~os.O_APPEND
+        if flags & os.O_ACCMODE == os.O_WRONLY:  # writes of part of a page read it
+            flags = flags & ~os.O_ACCMODE | os.O_RDWR
+        if flags & os.O_TRUNC:  # reaches the backing file at once, as truncate does
+            with self._lock:
+                self._unsynced.pop(path, None)
+        return self._open(path, fi, os.open(self._real(path), flags))
 
     def create(self, path: str, mode: int, fi: Any) -> int:
         fd = os.open(self._real(path), os.O_RDWR | os.O_CREAT, mode)
+        self._own(self._real(path))
         return self._open(path, fi, fd)
+
+    @staticmethod
+    def _own(real: str) -> None:
+        """Give a new file or directory to the user whose process made it (this
+        server runs as root when it serves other users)."""
+        uid, gid, _pid = mfusepy.fuse_get_context()
+        if os.geteuid() == 0 and (uid, gid) != (0, 0):
+            os.chown(real, uid, gid)
 
     def release(self, path: str, fi: Any) -> int:
         os.close(fi.fh)  # unsynced pages stay: closing a file does not sync it
@@ -200,6 +223,7 @@ class LazyFS(mfusepy.Operations):  # type: ignore[misc]
 
     def mkdir(self, path: str, mode: int) -> None:
         os.mkdir(self._real(path), mode)
+        self._own(self._real(path))
 
     def rmdir(self, path: str) -> None:
         os.rmdir(self._real(path))
@@ -245,12 +269,15 @@ class LazyMount:
     process with a client of its files: a call holding the interpreter lock while
     it waits on the server would wait for ever)."""
 
-    def __init__(self, backing: Path, mountpoint: Path) -> None:
+    def __init__(
+        self, backing: Path, mountpoint: Path, *, allow_other: bool = False
+    ) -> None:
         self.backing = backing
         self.mountpoint = mountpoint
         mountpoint.mkdir(parents=True, exist_ok=True)
+        others = ["allow_other"] if allow_other else []
         self._server = subprocess.Popen(
-            [sys.executable, __file__, str(backing), str(mountpoint)],
+            [sys.executable, __file__, str(backing), str(mountpoint), *others],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -285,23 +312,26 @@ class LazyMount:
 
 
 @contextmanager
-def lazy_mount(backing: Path, mountpoint: Path) -> Iterator[LazyMount]:
-    """Serve `backing` at `mountpoint` through a LazyFS; unmount on exit."""
-    mount = LazyMount(backing, mountpoint)
+def lazy_mount(
+    backing: Path, mountpoint: Path, *, allow_other: bool = False
+) -> Iterator[LazyMount]:
+    """Serve `backing` at `mountpoint` through a LazyFS; unmount on exit.
+    `allow_other`: other users' processes may use it too (a PostgreSQL server)."""
+    mount = LazyMount(backing, mountpoint, allow_other=allow_other)
     try:
         yield mount
     finally:
         mount.close()
 
 
-def _serve(backing: Path, mountpoint: Path) -> None:
+def _serve(backing: Path, mountpoint: Path, allow_other: bool) -> None:
     """The server process: FUSE in a thread; commands on stdin ("cut"), answers on
     stdout; ends when stdin closes or the filesystem is unmounted."""
     fs = LazyFS(backing)
     thread = threading.Thread(
         target=mfusepy.FUSE,
         args=(fs, str(mountpoint)),
-        kwargs={"foreground": True, "raw_fi": True},
+        kwargs={"foreground": True, "raw_fi": True, "allow_other": allow_other},
         daemon=True,
     )
     thread.start()
@@ -318,4 +348,4 @@ def _serve(backing: Path, mountpoint: Path) -> None:
 
 
 if __name__ == "__main__":
-    _serve(Path(sys.argv[1]), Path(sys.argv[2]))
+    _serve(Path(sys.argv[1]), Path(sys.argv[2]), "allow_other" in sys.argv[3:])

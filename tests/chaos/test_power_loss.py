@@ -141,39 +141,50 @@ def run_and_cut(
 ) -> dict[str, list[str]]:
     """Run the workload on the lazy filesystem until `wanted` acknowledgements of
     each kind came, kill it, cut the power; the acknowledgements, by kind."""
-    acks: dict[str, list[str]] = defaultdict(list)
     with lazy_mount(disk.backing, disk.mountpoint) as mount:
-        env = {
-            **os.environ,
-            "WORKHORSE_DATABASE_URL": f"sqlite:///{disk.mountpoint / 'workhorse.db'}",
-            "WORKHORSE_SQLITE_SYNCHRONOUS": synchronous,
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WORKLOAD, workload],
-            stdout=subprocess.PIPE,
-            env=env,
+        acks = run_workload(
+            {
+                "WORKHORSE_DATABASE_URL": f"sqlite:///{disk.mountpoint / 'workhorse.db'}",
+                "WORKHORSE_SQLITE_SYNCHRONOUS": synchronous,
+            },
+            workload,
+            wanted,
         )
-        assert proc.stdout is not None
-        try:
-            for line in proc.stdout:
-                kind, ident = line.decode().split()
-                acks[kind].append(ident)
-                if all(len(acks[k]) >= n for k, n in wanted.items()):
-                    break
-            else:
-                pytest.fail(f"the workload ended early: {proc.wait()}")
-        finally:
-            proc.kill()
-            proc.wait()
-        # Lines already written before the kill were acknowledged too.
-        with proc.stdout:
-            fd = proc.stdout.fileno()
-            while select.select([fd], [], [], 0)[0] and (rest := os.read(fd, 65536)):
-                for line in rest.decode().splitlines():
-                    if line.count(" ") == 1:
-                        kind, ident = line.split()
-                        acks[kind].append(ident)
         mount.cut_power()
+    return acks
+
+
+def run_workload(
+    env: dict[str, str], workload: str, wanted: dict[str, int]
+) -> dict[str, list[str]]:
+    """Run WORKLOAD (with `env` added to this environment) until `wanted`
+    acknowledgements of each kind came, then kill it; the acknowledgements."""
+    acks: dict[str, list[str]] = defaultdict(list)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKLOAD, workload],
+        stdout=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            kind, ident = line.decode().split()
+            acks[kind].append(ident)
+            if all(len(acks[k]) >= n for k, n in wanted.items()):
+                break
+        else:
+            pytest.fail(f"the workload ended early: {proc.wait()}")
+    finally:
+        proc.kill()
+        proc.wait()
+    # Lines already written before the kill were acknowledged too.
+    with proc.stdout:
+        fd = proc.stdout.fileno()
+        while select.select([fd], [], [], 0)[0] and (rest := os.read(fd, 65536)):
+            for line in rest.decode().splitlines():
+                if line.count(" ") == 1:
+                    kind, ident = line.split()
+                    acks[kind].append(ident)
     return acks
 
 
@@ -192,7 +203,13 @@ def what_is_lost(disk: Disk, acks: dict[str, list[str]]) -> dict[str, list[str]]
         check.close()
     if not survived:  # nothing of the workload, not even the schema
         return {k: list(v) for k, v in acks.items() if k != "deleted"}
-    storage: Storage = open_storage(Settings(database_url=f"sqlite:///{db}"))
+    return lost_in(f"sqlite:///{db}", acks)
+
+
+def lost_in(url: str, acks: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Acknowledged writes missing from the database at `url`, by kind (see
+    `what_is_lost`)."""
+    storage: Storage = open_storage(Settings(database_url=url))
     try:
         client, queue = Client(storage), MessageQueues(storage)
 
