@@ -19,3 +19,16 @@ def work(n: int) -> int:
         f.write(f"{workhorse.current_task().id}\n")
     time.sleep(0.02)
     return n * 2
+
+
+@app.task(retries=0)
+def hold(n: int) -> int:
+    """Record this attempt's start and end, with the runner's pid, around a second
+    of work (long enough to be frozen in the middle of it)."""
+    task_id = workhorse.current_task().id
+    with RUNS.open("a") as f:
+        f.write(f"start {task_id} {os.getpid()}\n")
+    time.sleep(1.0)
+    with RUNS.open("a") as f:
+        f.write(f"end {task_id} {os.getpid()}\n")
+    return n * 2

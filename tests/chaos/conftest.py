@@ -23,7 +23,7 @@ def spawn_runner(
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(
-        *extra: str, env: dict[str, str] | None = None
+        *extra: str, env: dict[str, str] | None = None, verbose: bool = False
     ) -> subprocess.Popen[bytes]:
         full_env = {
             **os.environ,
@@ -39,6 +39,7 @@ def spawn_runner(
                     sys.executable,
                     "-m",
                     "workhorse",
+                    *(["--verbose"] if verbose else []),
                     "runner",
                     "--app",
                     "chaos_app:app",

@@ -1,0 +1,107 @@
+"""A runner frozen (SIGSTOP) in the middle of its tasks, past its lease: another
+runner rescues and completes them; when the frozen one wakes up and finishes the
+same tasks, nothing it reports is recorded (its lease tokens are stale), and it
+goes back to work."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.conftest import wait_for
+from workhorse import App, TaskStatus
+from workhorse.domain.task import python_payload
+from workhorse.settings import Settings
+
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+TASKS = 4  # one per thread of the runner that is frozen
+
+
+def runs(path: Path) -> list[tuple[str, str, int]]:
+    """(start|end, task id, runner pid) for each line the `hold` task wrote."""
+    if not path.exists():
+        return []
+    return [
+        (kind, task_id, int(pid))
+        for kind, task_id, pid in (
+            line.split() for line in path.read_text().splitlines()
+        )
+    ]
+
+
+def fenced(log: Path) -> int:
+    """Tasks whose attempt a runner gave up (lease lost) or whose outcome it
+    reported and was refused (stale lease), from its INFO log."""
+    text = log.read_text(errors="replace")
+    dropped = sum(int(n) for n in re.findall(r"(\d+) outcomes dropped", text))
+    return dropped + len(re.findall(r"aborted: lease lost", text))
+
+
+def test_a_frozen_runner_is_fenced_and_goes_back_to_work(
+    settings: Settings,
+    spawn_runner: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    app = App(settings=settings)
+    app.client.register_python("hold", {})
+    ids = app.client.queue_many("hold", [python_payload([i], {}) for i in range(TASKS)])
+    runs_file = tmp_path / "runs.txt"
+
+    frozen = spawn_runner(verbose=True)
+    wait_for(
+        lambda: (
+            {t for k, t, p in runs(runs_file) if k == "start" and p == frozen.pid}
+            == set(ids)
+        ),
+        60,
+        "the first runner to start every task",
+    )
+    frozen.send_signal(signal.SIGSTOP)
+    try:
+        rescuer = spawn_runner()
+        wait_for(
+            lambda: all(app.get_task(t).status == TaskStatus.COMPLETE for t in ids),
+            60,
+            "the second runner to rescue and complete every task",
+        )
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+
+    # Awake again, the first runner ends its copies of the tasks one way or the
+    # other: its heartbeat finds the leases gone, or its outcomes are refused.
+    log = tmp_path / "runner-0.log"
+    wait_for(lambda: fenced(log) >= TASKS, 60, "the woken runner to be fenced")
+
+    for i, task_id in enumerate(ids):
+        task = app.get_task(task_id)
+        assert task.status == TaskStatus.COMPLETE
+        assert task.result == i * 2
+        attempts = app.client.attempts(task_id)
+        assert [a.status for a in attempts] == ["lost", "complete"], attempts
+        assert attempts[1].runner_id != attempts[0].runner_id
+    starts = Counter((t, p) for k, t, p in runs(runs_file) if k == "start")
+    assert {p for _t, p in starts} == {frozen.pid, rescuer.pid}
+    assert all(n == 1 for n in starts.values())
+    # What the woken runner finished after the rescue changed nothing above.
+
+    # And it goes back to work: with the other runner gone, it runs new tasks.
+    rescuer.send_signal(signal.SIGKILL)
+    rescuer.wait()
+    more = app.client.queue_many(
+        "hold", [python_payload([i], {}) for i in range(10, 12)]
+    )
+    wait_for(
+        lambda: all(app.get_task(t).status == TaskStatus.COMPLETE for t in more),
+        60,
+        "the woken runner to run new tasks",
+    )
+    assert {p for k, t, p in runs(runs_file) if t in more and k == "end"} == {
+        frozen.pid
+    }
+    app.close()
