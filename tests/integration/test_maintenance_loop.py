@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from workhorse.maintenance.election import Election
@@ -45,3 +47,34 @@ def test_a_failing_service_neither_stops_the_others_nor_itself(
     assert len(failed) == 2
     assert "Failing" in failed[0].getMessage()
     assert "injected failure" in (failed[0].exc_text or "")
+
+
+def test_the_loop_outlives_a_failing_election(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    class FlakyElection(Election):
+        failed = False
+
+        def run_once(self, now: float | None = None) -> bool:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("injected failure")
+            return super().run_once(now)
+
+    ran = threading.Event()
+
+    class Signalling(Counting):
+        def run_once(self, now: float | None = None) -> int:
+            ran.set()
+            return super().run_once(now)
+
+    loop = MaintenanceLoop(FlakyElection(storage, "r1", ttl=30), [Signalling()])
+    loop.start()
+    try:
+        assert ran.wait(10), "no service ran after the failed election"
+    finally:
+        loop.stop()
+    failed = [
+        r for r in caplog.records if getattr(r, "event", "") == "maintenance_failed"
+    ]
+    assert len(failed) == 1

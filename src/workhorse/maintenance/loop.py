@@ -43,8 +43,8 @@ class MaintenanceLoop:
             now = time.monotonic()
             for i, service in enumerate(self.services):
                 if now >= self._next[i]:
+                    self._run_service(service)  # StorageUnavailable: next tick
                     self._next[i] = now + service.period
-                    self._run_service(service)
         except StorageUnavailable as exc:
             log.warning(
                 "maintenance skipped: %s", exc, extra={"event": "maintenance_skipped"}
@@ -67,7 +67,12 @@ class MaintenanceLoop:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.run_once()
+            try:
+                self.run_once()
+            except Exception:  # the election itself failed: try again next tick
+                log.exception(
+                    "maintenance tick failed", extra={"event": "maintenance_failed"}
+                )
             self._stop.wait(TICK_SECONDS)
 
     def start(self) -> None:
