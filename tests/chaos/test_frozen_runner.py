@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 import signal
+import sqlite3
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.chaos.conftest import wait_for
@@ -43,6 +46,52 @@ def fenced(log: Path) -> int:
     return dropped + len(re.findall(r"aborted: lease lost", text))
 
 
+def in_a_transaction(url: str) -> bool:
+    """Whether another process is inside a write (SQLite) or a transaction
+    (PostgreSQL) of this database now."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            conn.close()
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+        ).fetchone()
+        return bool(row and row[0])
+
+
+def stopped(pid: int) -> bool:
+    """Whether the process is stopped (by a signal) now."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def freeze(proc: subprocess.Popen[bytes], url: str) -> None:
+    """SIGSTOP `proc` at a moment it holds no transaction open.
+
+    Frozen inside one, a runner would stop the others longer than its lease: on
+    SQLite its write lock stops every writer until it wakes (the lock belongs to
+    the process; nothing can take it away), and on PostgreSQL the rows it locked
+    wait until the server ends the idle session (15 s). Both are tested
+    elsewhere; this test is about leases.
+    """
+    for _ in range(50):
+        proc.send_signal(signal.SIGSTOP)
+        wait_for(lambda: stopped(proc.pid), 10, "the runner to stop")
+        if not in_a_transaction(url):
+            return
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.05)  # let it finish the transaction it is in
+    raise AssertionError("the runner was always inside a transaction")
+
+
 def test_a_frozen_runner_is_fenced_and_goes_back_to_work(
     settings: Settings,
     spawn_runner: Callable[..., subprocess.Popen[bytes]],
@@ -62,7 +111,7 @@ def test_a_frozen_runner_is_fenced_and_goes_back_to_work(
         60,
         "the first runner to start every task",
     )
-    frozen.send_signal(signal.SIGSTOP)
+    freeze(frozen, settings.database_url)
     try:
         rescuer = spawn_runner()
         wait_for(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, LiteralString
 
 import psycopg
+import psycopg.conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -22,6 +24,54 @@ log = logging.getLogger(__name__)
 CHANNEL = "workhorse"
 POOL_MAX = 10
 CONNECT_TIMEOUT_S = 5
+# A host cut off from the database without a word (a partition, a server that lost
+# power) must not wait for the kernel's own limits, ~15 min: a statement whose
+# packets go unanswered for 10 s fails, as does an idle connection (the LISTEN
+# one) after 5 s of silence and three unanswered probes 2 s apart. The statement
+# is retried on a new connection, which gets through once the network heals.
+# Long statements are not affected: the limits apply to unanswered packets.
+# Any of these set in the database URL wins.
+TCP_SETTINGS = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",  # milliseconds
+}
+
+
+# The server's side of the same, for each session (PostgreSQL's own default is the
+# kernel's: two hours before it notices a client gone), and a limit of 15 s on a
+# session left idle inside a transaction (a frozen or cut-off client holding row
+# locks others wait for). Workhorse's transactions last milliseconds; one ended
+# this way is rolled back, and its work retried on a new connection.
+# Set only where neither the server's configuration nor the URL's `options` set
+# them; ignored on Unix-domain sockets.
+SESSION_SETTINGS = {
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "2",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+    "idle_in_transaction_session_timeout": "15000",
+}
+_SESSION_SQL = b"""
+SELECT set_config(s.name, s.setting, false)
+FROM json_each_text(%s::json) AS s(name, setting)
+JOIN pg_settings p ON p.name = s.name
+WHERE p.source = 'default'
+"""
+
+
+def configure_session(conn: psycopg.Connection[Any]) -> None:
+    """Apply SESSION_SETTINGS to a new connection."""
+    conn.execute(_SESSION_SQL, (json.dumps(SESSION_SETTINGS),))
+
+
+def with_tcp_settings(url: str) -> str:
+    """`url` with TCP_SETTINGS for each one it does not set itself."""
+    given = psycopg.conninfo.conninfo_to_dict(url)
+    missing = {k: v for k, v in TCP_SETTINGS.items() if k not in given}
+    return psycopg.conninfo.make_conninfo(url, **missing) if missing else url
 
 
 _BEGIN = b"BEGIN"
@@ -87,13 +137,15 @@ class PostgresDatabase:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._conninfo = with_tcp_settings(url)
         self.queries = load("postgres")
         self.pool = ConnectionPool(
-            url,
+            self._conninfo,
             min_size=1,
             max_size=POOL_MAX,
             timeout=CONNECT_TIMEOUT_S,
             kwargs={"autocommit": True, "row_factory": dict_row},
+            configure=configure_session,
             open=False,
             name="workhorse",
         )
@@ -140,8 +192,9 @@ class PostgresDatabase:
         while not self._closed.is_set():
             try:
                 with psycopg.connect(
-                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                    self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
                 ) as conn:
+                    configure_session(conn)
                     conn.execute(f"LISTEN {CHANNEL}")
                     backoff = 0.05
                     # Anything may have happened while we were not listening.
