@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,13 @@ def spawn_runner(
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(
-        *extra: str, env: dict[str, str] | None = None, verbose: bool = False
+        *extra: str,
+        env: dict[str, str] | None = None,
+        verbose: bool = False,
+        wrap: Sequence[str] = (),
     ) -> subprocess.Popen[bytes]:
+        """`wrap`: a command to run the runner through (`ip netns exec NAME`);
+        it must exec the runner, so that the process is the runner's."""
         full_env = {
             **os.environ,
             "WORKHORSE_DATABASE_URL": database_url,
@@ -36,6 +41,7 @@ def spawn_runner(
         with (tmp_path / f"runner-{len(procs)}.log").open("wb") as log:
             proc = subprocess.Popen(
                 [
+                    *wrap,
                     sys.executable,
                     "-m",
                     "workhorse",
