@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from workhorse.storage import Storage
+from workhorse.storage.stores import Transaction
 
 BATCH = 1000
 RUNNER_SILENCE_SECONDS = 3600.0
@@ -20,16 +19,18 @@ class Pruner:
         self.retention_seconds = retention_seconds
 
     def run_once(self, now: float | None = None) -> int:
-        """One pass; returns how many tasks were deleted."""
-        current = time.time() if now is None else now
-        deleted = self.storage.run(
-            lambda tx: tx.tasks.prune(
+        """One pass; returns how many tasks were deleted.
+
+        Ages are judged by the database clock (`now` in tests): a leader whose own
+        clock runs ahead must not forget live runners or recent tasks.
+        """
+
+        def prune(tx: Transaction) -> int:
+            current = tx.tasks.db_now(now=now)
+            deleted = tx.tasks.prune(
                 before=current - self.retention_seconds, limit=BATCH
-            ),
-            retry_for=0,
-        )
-        self.storage.run(
-            lambda tx: tx.runners.prune(before=current - RUNNER_SILENCE_SECONDS),
-            retry_for=0,
-        )
-        return deleted
+            )
+            tx.runners.prune(before=current - RUNNER_SILENCE_SECONDS)
+            return deleted
+
+        return self.storage.run(prune, retry_for=0)

@@ -5,7 +5,6 @@ the error queue. The I/O of a round is the pusher's (`worker/pusher.py`)."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -58,9 +57,6 @@ class PushRounds:
         push = queue.settings.push
         if push is None:
             return []
-        expires_at = (
-            time.time() if now is None else now
-        ) + queue.settings.message_expiration
 
         def work(tx: Transaction) -> list[SubscriberStatus]:
             known = {
@@ -81,7 +77,8 @@ class PushRounds:
                     queue.name,
                     message.id,
                     missing,
-                    expires_at=expires_at,
+                    expires_at=tx.messages.db_now(now=now)
+                    + queue.settings.message_expiration,
                 )
             current = {s.name for s in push.subscribers}
             merged = [s for s in known.values() if s.name in current] + missing

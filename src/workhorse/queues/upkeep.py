@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -46,7 +45,7 @@ def _evaluate_alerts(
     size = tx.messages.size(project_id, name, now=now)
     if all(a.last_size == size for a in alerts):
         return 0
-    clock = time.time() if now is None else now
+    clock = tx.messages.db_now(now=now)  # snoozes follow the database clock
     updated, firing = [], []
     for a in alerts:
         fires = alert_fires(
