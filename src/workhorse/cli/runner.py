@@ -78,6 +78,22 @@ def _worker_for(ctx: Context, /, app_spec: str | None, config: WorkerConfig) -> 
     return Worker(ctx.storage, registry=Registry(), config=config)
 
 
+def _serve_metrics(worker: Worker, port: object, addr: object) -> list[str]:
+    """Serve the runner's metrics and the process's own (CPU, memory, open files)
+    when a port was given; the banner lines saying where."""
+    if port is None:
+        return []
+    from prometheus_client import CollectorRegistry, ProcessCollector
+
+    from workhorse.metrics import serve
+
+    registry = CollectorRegistry()
+    registry.register(worker.collector())
+    ProcessCollector(registry=registry)
+    bound = serve(registry, int(str(port)), str(addr))
+    return [f"  metrics: http://{addr}:{bound}/metrics"]
+
+
 def _describe(worker: Worker, ctx: Context) -> list[str]:
     names = worker.registry.names()
     sandbox = worker.process.launcher.name
@@ -137,6 +153,20 @@ runner_options = [
         default=Path("var") / "cache" / "code",
         type=click.Path(path_type=Path),
     ),
+    click.option(
+        "--metrics-port",
+        default=None,
+        type=click.IntRange(0, 65535),
+        envvar="WORKHORSE_METRICS_PORT",
+        help="serve Prometheus metrics at http://ADDR:PORT/metrics (0: any free port)",
+    ),
+    click.option(
+        "--metrics-addr",
+        default="127.0.0.1",
+        show_default=True,
+        envvar="WORKHORSE_METRICS_ADDR",
+        help="address the metrics listen on",
+    ),
 ]
 
 
@@ -165,7 +195,8 @@ def _config(**kw: object) -> WorkerConfig:
 def runner(ctx: Context, /, app_spec: str | None, **kw: object) -> None:
     """Claim and run tasks (any number of runners may share one database)."""
     worker = _worker_for(ctx, app_spec, _config(**kw))
-    run_worker(ctx, worker, _describe(worker, ctx))
+    metrics = _serve_metrics(worker, kw["metrics_port"], kw["metrics_addr"])
+    run_worker(ctx, worker, [*_describe(worker, ctx), *metrics])
 
 
 @click.command()
@@ -179,9 +210,11 @@ def up(
     """Everything on one machine: migrate, then run a runner and the HTTP API."""
     ctx.storage.migrate()
     worker = _worker_for(ctx, app_spec, _config(**kw))
+    metrics = _serve_metrics(worker, kw["metrics_port"], kw["metrics_addr"])
     api = start_api(ctx, host, port)
     banner = [
         *_describe(worker, ctx),
+        *metrics,
         *api.banner,
         "",
         "Queue a task:  workhorse task queue CODE --payload '{...}'",

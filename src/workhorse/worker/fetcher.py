@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from workhorse.domain.ids import new_token
 from workhorse.domain.task import Outcome, Task
+from workhorse.metrics import RunnerStats
 from workhorse.storage import Storage
 from workhorse.storage.base import Listener
 from workhorse.storage.stores import ClaimedRows, OutcomeBatch, Transaction
@@ -88,6 +89,7 @@ class Fetcher:
         dispatch: Callable[[Task, str], None],
         claim_args: dict[str, object],
         stopping: threading.Event,
+        stats: RunnerStats | None = None,
     ) -> None:
         self.storage = storage
         self.completer = completer
@@ -97,6 +99,7 @@ class Fetcher:
         self.dispatch = dispatch
         self.claim_args = claim_args
         self.stopping = stopping
+        self.stats = stats or RunnerStats()
         self._listener: Listener | None = None
         self._claims_stopped = threading.Event()
         self._closing = threading.Event()
@@ -201,6 +204,7 @@ class Fetcher:
                         return
                     continue
                 self._failures = 0
+                self.stats.cycle(claimed)
                 if want:
                     look = claimed == want
                 continue
@@ -225,6 +229,7 @@ class Fetcher:
         lapse.
         """
         self._failures += 1
+        self.stats.failed("claim_cycle")
         pause = min(FAILURE_FIRST_PAUSE * 2 ** (self._failures - 1), FAILURE_MAX_PAUSE)
         if self._closing.is_set() and self._failures >= FAILURES_AT_CLOSE:
             log.error(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from workhorse.domain.lease import heartbeat_interval
 from workhorse.domain.task import TaskStatus
 from workhorse.errors import StorageUnavailable
+from workhorse.metrics import RunnerStats
 from workhorse.storage import Storage
 from workhorse.worker.runners.base import Running
 
@@ -32,6 +33,7 @@ class Supervisor:
         abort: Callable[[Running, TaskStatus | None, str], None],
         running_count: Callable[[], int],
         status: Callable[[], str],
+        stats: RunnerStats | None = None,
     ) -> None:
         self.storage = storage
         self.runner_id = runner_id
@@ -40,6 +42,7 @@ class Supervisor:
         self.abort = abort
         self.running_count = running_count
         self.status = status
+        self.stats = stats or RunnerStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.beats = 0
@@ -94,6 +97,7 @@ class Supervisor:
                         self.heartbeat()
                         next_beat = now + interval
                     except StorageUnavailable as exc:
+                        self.stats.failed("heartbeat")
                         log.warning(
                             "heartbeat failed: %s",
                             exc,
@@ -101,6 +105,7 @@ class Supervisor:
                         )
                         next_beat = now + min(interval, 1.0)
                     except Exception:  # the thread must outlive any one bad beat
+                        self.stats.failed("heartbeat")
                         # Without beats the leases lapse and the tasks run again
                         # elsewhere while they still run here: try again soon.
                         log.exception(

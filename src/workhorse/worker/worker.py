@@ -31,6 +31,7 @@ from workhorse.maintenance.loop import MaintenanceLoop, Service
 from workhorse.maintenance.pruner import Pruner
 from workhorse.maintenance.rescuer import Rescuer
 from workhorse.maintenance.scheduler import Scheduler
+from workhorse.metrics import RunnerCollector, RunnerGauges, RunnerStats, TaskCounts
 from workhorse.storage import Storage
 from workhorse.worker.codecache import CodeCache
 from workhorse.worker.completer import Completer
@@ -102,6 +103,7 @@ class Worker:
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self.completer = Completer()
+        self.stats = RunnerStats()
         self.python = PythonRunner(
             self.registry,
             log_limit=settings.max_log_bytes,
@@ -128,6 +130,7 @@ class Worker:
             held=self._inflight.__len__,
             waiting=self._work.qsize,
             dispatch=self._dispatch,
+            stats=self.stats,
             claim_args={
                 "runner_id": self.id,
                 "cluster": self.config.cluster,
@@ -146,6 +149,7 @@ class Worker:
             abort=self.abort,
             running_count=lambda: len(self._inflight),
             status=lambda: "stopping" if self._stopping.is_set() else "running",
+            stats=self.stats,
         )
         services: list[Service] = [
             Rescuer(storage),
@@ -240,26 +244,29 @@ class Worker:
         self._work.put(running)
 
     def _execute_loop(self) -> None:
+        counts = self.stats.for_thread()
         while True:
             running = self._work.get()
             if running is None:
                 return
             try:
-                self._execute(running)
+                self._execute(running, counts)
             except TaskInterrupted:
                 # An interruption can land a few bytecodes after the task returned.
                 pass
             finally:
                 self._forget(running)
 
-    def _execute(self, running: Running) -> None:
+    def _execute(self, running: Running, counts: TaskCounts) -> None:
         if running.aborted is not None:
             return
         running.started = True
         started = time.monotonic()
         running.deadline = started + running.task.timeout
         result = self._run(running)
-        self.prefetch.observe(time.monotonic() - started)
+        seconds = time.monotonic() - started
+        self.prefetch.observe(seconds)
+        counts.task_finished(running.task.code_name, result.status.value, seconds)
         if running.finish():
             self.completer.put(self._outcome(running, result))
 
@@ -312,6 +319,19 @@ class Worker:
         self.fetcher.slot_freed()
         if self._stopping.is_set():
             self._drained.set()
+
+    def collector(self) -> RunnerCollector:
+        """This runner's Prometheus metrics (see `workhorse.metrics`)."""
+        return RunnerCollector(
+            self.stats,
+            RunnerGauges(
+                running=lambda: sum(1 for r in self._snapshot() if r.started),
+                held=self._inflight.__len__,
+                capacity=self.prefetch.capacity,
+                recorded=lambda: self.completer.recorded,
+                stale=lambda: self.completer.stale,
+            ),
+        )
 
     def _snapshot(self) -> list[Running]:
         # dict operations are atomic under the GIL; copy() gives a consistent view
