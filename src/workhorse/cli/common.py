@@ -46,6 +46,8 @@ class Context:
 
     def __init__(self, database_url: str | None, project_id: str) -> None:
         self.settings = Settings.from_env(database_url=database_url)
+        # Named by --database-url or WORKHORSE_DATABASE_URL (not the default).
+        self.database_url_given = database_url is not None
         self.project_id = project_id
         self._storage: Storage | None = None
 

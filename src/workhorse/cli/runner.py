@@ -67,12 +67,20 @@ def run_worker(ctx: Context, /, worker: Worker, banner: list[str]) -> None:
 
 def _worker_for(ctx: Context, /, app_spec: str | None, config: WorkerConfig) -> Worker:
     if app_spec:
+        url = ctx.settings.database_url
+        if ctx.database_url_given:
+            # An App() that names no database takes it from here, as do the
+            # processes the runner starts.
+            os.environ["WORKHORSE_DATABASE_URL"] = url
         app = load_app(app_spec)
-        if (
-            app.settings.database_url != ctx.settings.database_url
-            and not os.environ.get("WORKHORSE_DATABASE_URL")
-        ):
-            ctx.settings = app.settings
+        if app.settings.database_url != url:
+            if ctx.database_url_given:
+                raise InvalidInput(
+                    f"{app_spec} uses the database {app.settings.database_url}, but "
+                    f"--database-url (or WORKHORSE_DATABASE_URL) says {url}: "
+                    "name one database"
+                )
+            ctx.settings = app.settings  # the app's own choice, over the default
         app.register_all()
         return Worker(app.storage, registry=app.registry, config=config)
     return Worker(ctx.storage, registry=Registry(), config=config)
