@@ -10,7 +10,9 @@ numbers mixing.
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -21,6 +23,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+
+from workhorse.errors import WorkhorseError
+
+log = logging.getLogger(__name__)
 
 # Upper bounds of the task-duration buckets, seconds: from no-op tasks to an hour.
 DURATION_BUCKETS = (
@@ -147,12 +153,7 @@ class RunnerCollector(Collector):
             labels=["code"],
         )
         for code, d in sorted(s.durations.items()):
-            cumulative, buckets = 0, []
-            for bound, n in zip(DURATION_BUCKETS, d.buckets, strict=True):
-                cumulative += n
-                buckets.append((repr(bound), cumulative))
-            buckets.append(("+Inf", d.count))
-            durations.add_metric([code], buckets, d.total)
+            durations.add_metric([code], _buckets(DURATION_BUCKETS, d), d.total)
         yield durations
         yield CounterMetricFamily(
             "workhorse_claim_cycles", "Claim cycles (one transaction each).",
@@ -197,6 +198,16 @@ class RunnerCollector(Collector):
         )
 
 
+def _buckets(bounds: tuple[float, ...], d: _Durations) -> list[tuple[str, float]]:
+    """Cumulative (upper bound, count) pairs of a histogram, +Inf last."""
+    out, cumulative = [], 0
+    for bound, n in zip(bounds, d.buckets, strict=True):
+        cumulative += n
+        out.append((repr(bound), float(cumulative)))
+    out.append(("+Inf", float(d.count)))
+    return out
+
+
 def serve(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> int:
     """Serve `registry` over HTTP at /metrics on a daemon thread; the port bound
     (useful with 0)."""
@@ -204,3 +215,146 @@ def serve(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> in
 
     server, _thread = start_http_server(port, addr=addr, registry=registry)
     return int(server.server_port)
+
+
+# -- the database's backlog (served by `workhorse server` and `up`) -------------------
+
+
+@dataclass(frozen=True)
+class Depth:
+    """Backlog at one moment: (project, code, queued|running, n) and
+    (project, queue, messages)."""
+
+    tasks: list[tuple[str, str, str, int]]
+    messages: list[tuple[str, str, int]]
+
+
+class DepthCollector(Collector):
+    """Tasks queued and running per code, and messages per queue, read from the
+    database at most once per `min_interval` seconds however often it is scraped
+    (the counts read indexes of the live rows only, never the finished tasks)."""
+
+    def __init__(
+        self, read: Callable[[], Depth], *, min_interval: float = 15.0
+    ) -> None:
+        self._read = read
+        self.min_interval = min_interval
+        self._lock = threading.Lock()
+        self._depth: Depth | None = None
+        self._read_at = float("-inf")
+
+    def _current(self) -> Depth | None:
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.min_interval:
+                try:
+                    self._depth = self._read()
+                except WorkhorseError as exc:  # the database is away: say so
+                    log.warning("metrics: backlog unread: %s", exc)
+                    self._depth = None
+                self._read_at = time.monotonic()
+            return self._depth
+
+    def collect(self) -> Iterator[Metric]:
+        depth = self._current()
+        yield GaugeMetricFamily(
+            "workhorse_backlog_up",
+            "Whether the last read of the backlog from the database worked.",
+            value=0 if depth is None else 1,
+        )
+        if depth is None:
+            return
+        tasks = GaugeMetricFamily(
+            "workhorse_tasks",
+            "Tasks queued (delayed ones included) and running, per code.",
+            labels=["project", "code", "status"],
+        )
+        for project, code, status, n in sorted(depth.tasks):
+            tasks.add_metric([project, code, status], n)
+        yield tasks
+        messages = GaugeMetricFamily(
+            "workhorse_queue_messages",
+            "Messages in a queue (reserved and delayed ones included), as `size` counts.",
+            labels=["project", "queue"],
+        )
+        for project, queue, n in sorted(depth.messages):
+            messages.add_metric([project, queue], n)
+        yield messages
+
+
+# -- HTTP requests (served by `workhorse server` and `up`) -----------------------------
+
+# Request durations, seconds: long polls wait up to 30 s.
+REQUEST_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class RequestStats:
+    """Requests this process answered, by API, method and status."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[tuple[str, str, str], int] = {}
+        self.durations: dict[str, _Durations] = {}
+
+    def observe(self, api: str, method: str, status: int, seconds: float) -> None:
+        index = bisect.bisect_left(REQUEST_BUCKETS, seconds)
+        with self._lock:
+            key = (api, method, str(status))
+            self.counts[key] = self.counts.get(key, 0) + 1
+            d = self.durations.get(api)
+            if d is None:
+                d = self.durations[api] = _Durations([0] * len(REQUEST_BUCKETS))
+            if index < len(REQUEST_BUCKETS):
+                d.buckets[index] += 1
+            d.count += 1
+            d.total += seconds
+
+    def snapshot(
+        self,
+    ) -> tuple[dict[tuple[str, str, str], int], dict[str, _Durations]]:
+        """Copies of the counts and durations, for one scrape."""
+        with self._lock:
+            return dict(self.counts), {
+                api: _Durations(list(d.buckets), d.count, d.total)
+                for api, d in self.durations.items()
+            }
+
+
+# One per process: every API app of the process counts here.
+REQUESTS = RequestStats()
+
+
+def api_of(path: str) -> str:
+    """Which API a path belongs to, as a label: iron_mq, iron_worker, native, other."""
+    if path.startswith("/3/"):
+        return "iron_mq"
+    if path.startswith("/2/"):
+        return "iron_worker"
+    if path.startswith("/v1/"):
+        return "native"
+    return "other"
+
+
+class RequestCollector(Collector):
+    """Turns `RequestStats` into Prometheus families when scraped."""
+
+    def __init__(self, stats: RequestStats = REQUESTS) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        counts, durations = self.stats.snapshot()
+        requests = CounterMetricFamily(
+            "workhorse_http_requests",
+            "HTTP requests answered, by API, method and status code.",
+            labels=["api", "method", "status"],
+        )
+        for (api, method, status), n in sorted(counts.items()):
+            requests.add_metric([api, method, status], n)
+        yield requests
+        histogram = HistogramMetricFamily(
+            "workhorse_http_request_duration_seconds",
+            "Time to answer HTTP requests (long polls included).",
+            labels=["api"],
+        )
+        for api, d in sorted(durations.items()):
+            histogram.add_metric([api], _buckets(REQUEST_BUCKETS, d), d.total)
+        yield histogram

@@ -292,3 +292,16 @@ def test_native_api_parent_child_and_stats(api: Api) -> None:
         )
         assert foreign.status_code == 404
         assert foreign.json()["msg"] == f"parent task {parent} not found"
+
+
+def test_every_request_is_counted_for_the_metrics(api: Api) -> None:
+    from workhorse.metrics import REQUESTS
+
+    key = ("iron_mq", "GET", "404")
+    before, _ = REQUESTS.snapshot()
+    with api.client() as http:
+        for _ in range(3):
+            assert http.get(f"/3/projects/{api.project}/queues/nope").status_code == 404
+    after, durations = REQUESTS.snapshot()
+    assert after.get(key, 0) - before.get(key, 0) == 3
+    assert durations["iron_mq"].count >= 3

@@ -9,15 +9,18 @@ maps errors to `{"msg": ...}`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workhorse.api import iron_mq_v3, iron_worker_v2, native_v1, openapi
 from workhorse.api.auth import TokenAuth
@@ -28,6 +31,7 @@ from workhorse.api.executor import Executor
 from workhorse.api.group_commit import GroupCommit
 from workhorse.api.limits import RateLimiter
 from workhorse.api.waiter import Notifier
+from workhorse.metrics import REQUESTS, api_of
 from workhorse.settings import Settings
 from workhorse.storage import Storage
 
@@ -58,6 +62,37 @@ def build_services(settings: Settings, storage: Storage, config: ApiConfig) -> S
             api_storage, executor, in_flight=1 if storage.dialect == "sqlite" else 4
         ),
     )
+
+
+class RequestMetrics:
+    """Counts every HTTP request with its status and duration (`metrics.REQUESTS`,
+    served by `workhorse server --metrics-port`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 500  # unless a response starts
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            REQUESTS.observe(
+                api_of(scope["path"]),
+                scope["method"],
+                status,
+                time.perf_counter() - began,
+            )
 
 
 def create_app(
@@ -96,6 +131,7 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(RequestMetrics)],
         exception_handlers={HTTPException: http_exception, Exception: server_error},
         lifespan=lifespan,
     )

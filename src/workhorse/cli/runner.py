@@ -14,6 +14,7 @@ import click
 
 from workhorse.app import App
 from workhorse.cli.common import Context, handle_errors, pass_ctx
+from workhorse.cli.metrics import metrics_options, serve_metrics
 from workhorse.cli.server import api_options, start_api
 from workhorse.errors import InvalidInput
 from workhorse.worker.registry import Registry
@@ -86,22 +87,6 @@ def _worker_for(ctx: Context, /, app_spec: str | None, config: WorkerConfig) -> 
     return Worker(ctx.storage, registry=Registry(), config=config)
 
 
-def _serve_metrics(worker: Worker, port: object, addr: object) -> list[str]:
-    """Serve the runner's metrics and the process's own (CPU, memory, open files)
-    when a port was given; the banner lines saying where."""
-    if port is None:
-        return []
-    from prometheus_client import CollectorRegistry, ProcessCollector
-
-    from workhorse.metrics import serve
-
-    registry = CollectorRegistry()
-    registry.register(worker.collector())
-    ProcessCollector(registry=registry)
-    bound = serve(registry, int(str(port)), str(addr))
-    return [f"  metrics: http://{addr}:{bound}/metrics"]
-
-
 def _describe(worker: Worker, ctx: Context) -> list[str]:
     names = worker.registry.names()
     sandbox = worker.process.launcher.name
@@ -161,20 +146,6 @@ runner_options = [
         default=Path("var") / "cache" / "code",
         type=click.Path(path_type=Path),
     ),
-    click.option(
-        "--metrics-port",
-        default=None,
-        type=click.IntRange(0, 65535),
-        envvar="WORKHORSE_METRICS_PORT",
-        help="serve Prometheus metrics at http://ADDR:PORT/metrics (0: any free port)",
-    ),
-    click.option(
-        "--metrics-addr",
-        default="127.0.0.1",
-        show_default=True,
-        envvar="WORKHORSE_METRICS_ADDR",
-        help="address the metrics listen on",
-    ),
 ]
 
 
@@ -198,27 +169,47 @@ def _config(**kw: object) -> WorkerConfig:
 
 @click.command()
 @with_runner_options
+@metrics_options
 @pass_ctx
 @handle_errors
-def runner(ctx: Context, /, app_spec: str | None, **kw: object) -> None:
+def runner(
+    ctx: Context,
+    /,
+    *,
+    app_spec: str | None,
+    metrics_port: int | None,
+    metrics_addr: str,
+    **kw: object,
+) -> None:
     """Claim and run tasks (any number of runners may share one database)."""
     worker = _worker_for(ctx, app_spec, _config(**kw))
-    metrics = _serve_metrics(worker, kw["metrics_port"], kw["metrics_addr"])
+    metrics = serve_metrics(metrics_port, metrics_addr, worker=worker)
     run_worker(ctx, worker, [*_describe(worker, ctx), *metrics])
 
 
 @click.command()
 @with_runner_options
 @api_options
+@metrics_options
 @pass_ctx
 @handle_errors
 def up(
-    ctx: Context, /, app_spec: str | None, host: str, port: int, **kw: object
+    ctx: Context,
+    /,
+    *,
+    app_spec: str | None,
+    host: str,
+    port: int,
+    metrics_port: int | None,
+    metrics_addr: str,
+    **kw: object,
 ) -> None:
     """Everything on one machine: migrate, then run a runner and the HTTP API."""
     ctx.storage.migrate()
     worker = _worker_for(ctx, app_spec, _config(**kw))
-    metrics = _serve_metrics(worker, kw["metrics_port"], kw["metrics_addr"])
+    metrics = serve_metrics(
+        metrics_port, metrics_addr, worker=worker, storage=worker.storage, requests=True
+    )
     api = start_api(ctx, host, port)
     banner = [
         *_describe(worker, ctx),

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from workhorse.cli.common import Context, handle_errors, pass_ctx
+from workhorse.cli.metrics import metrics_options
 from workhorse.cli.projects import bootstrap, iron_json
 from workhorse.errors import WorkhorseError
 
@@ -129,16 +130,31 @@ def start_api(ctx: Context, host: str, port: int) -> RunningApi:
     show_default=True,
     help="log each request (tokens in ?oauth= are masked)",
 )
+@metrics_options
 @pass_ctx
 @handle_errors
-def server(ctx: Context, host: str, port: int, access_log: bool) -> None:
+def server(
+    ctx: Context,
+    /,
+    *,
+    host: str,
+    port: int,
+    access_log: bool,
+    metrics_port: int | None,
+    metrics_addr: str,
+) -> None:
     """Serve the HTTP API only (run tasks with `workhorse runner`)."""
+    from workhorse.cli.metrics import serve_metrics
+
     ctx.storage.migrate()
     module = api_module()
+    metrics = serve_metrics(
+        metrics_port, metrics_addr, storage=ctx.storage, requests=True
+    )
 
     def started(bound_port: int) -> None:
         url = f"http://{host}:{bound_port}"
-        for line in api_banner(ctx, url, host, bound_port):
+        for line in [*api_banner(ctx, url, host, bound_port), *metrics]:
             click.echo(line)
 
     try:

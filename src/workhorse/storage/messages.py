@@ -226,6 +226,13 @@ class MessageStore(_Store):
             self.conn.notify(queue_key(project_id, name))
         return bool(posted)
 
+    def depth(self) -> list[tuple[str, str, int]]:
+        """(project, queue, messages) for every queue holding messages, counted as
+        `size` counts them; single posts still in SQLite's intake included (read
+        as they are: nothing is admitted)."""
+        rows = self.conn.fetch_all(self.q["messages.depth"])
+        return [(r["project_id"], r["queue_name"], int(r["n"])) for r in rows]
+
     def intake_length(self) -> int:
         """How many single posts wait in SQLite's intake (0 elsewhere)."""
         if self.db.dialect not in MESSAGE_INTAKE:

@@ -637,6 +637,13 @@ class TaskStore(_Store):
         )
         return [(r["code_name"], r["status"], int(r["n"])) for r in rows]
 
+    def depth(self) -> builtins.list[tuple[str, str, str, int]]:
+        """(project, code name, queued|running, count) across every project."""
+        rows = self.conn.fetch_all(self.q["tasks.depth"])
+        return [
+            (r["project_id"], r["code_name"], r["status"], int(r["n"])) for r in rows
+        ]
+
     def prune(self, *, before: float, limit: int) -> int:
         """Delete finished tasks that ended before `before`; how many went."""
         rows = self.conn.fetch_all(

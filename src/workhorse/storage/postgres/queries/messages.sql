@@ -343,3 +343,11 @@ WHERE message_id = %(message_id)s AND subscriber_name = %(subscriber_name)s AND 
               WHERE m.id = %(message_id)s AND (m.project_id = %(project_id)s AND m.queue_name = %(queue_name)s) IS TRUE
                 AND m.state = 'reserved' AND m.reservation_id = %(reservation_id)s
                 AND m.visible_at > coalesce(%(now)s::float8, extract(epoch from now())));
+
+-- name: depth
+-- Messages per project and queue, counted as `size` counts them (reserved and delayed
+-- ones included).
+SELECT project_id, queue_name, count(*) AS n
+FROM (SELECT project_id, queue_name FROM mq_messages
+      WHERE expires_at > extract(epoch from now())) AS live
+GROUP BY project_id, queue_name;

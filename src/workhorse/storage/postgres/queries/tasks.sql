@@ -323,3 +323,12 @@ UPDATE tasks SET status = 'queued', lease_token = NULL, lease_expires_at = NULL,
     start_time = CASE WHEN %(started)s THEN start_time ELSE NULL END
 WHERE id = %(id)s AND lease_token = %(lease_token)s AND status = 'running'
 RETURNING id, attempt, runner_id, start_time, end_time;
+
+-- name: depth
+-- Queued and running tasks per project and code
+-- (each state read through its own partial index, never the finished tasks).
+SELECT project_id, code_name, status, count(*) AS n
+FROM (SELECT project_id, code_name, 'queued' AS status FROM tasks WHERE status = 'queued'
+      UNION ALL
+      SELECT project_id, code_name, 'running' FROM tasks WHERE status = 'running') AS states
+GROUP BY project_id, code_name, status;

@@ -358,3 +358,12 @@ WHERE message_id = :message_id AND subscriber_name = :subscriber_name AND status
               WHERE m.id = :message_id AND m.project_id = :project_id AND m.queue_name = :queue_name
                 AND m.state = 'reserved' AND m.reservation_id = :reservation_id
                 AND m.visible_at > coalesce(:now, (julianday('now') - 2440587.5) * 86400.0));
+
+-- name: depth
+-- Messages per project and queue, counted as `size` counts them (reserved and delayed
+-- ones included, the intake's too).
+SELECT project_id, queue_name, count(*) AS n
+FROM (SELECT project_id, queue_name FROM mq_messages WHERE expires_at > (julianday('now') - 2440587.5) * 86400.0
+      UNION ALL
+      SELECT project_id, queue_name FROM mq_intake) AS live
+GROUP BY project_id, queue_name;

@@ -301,3 +301,14 @@ UPDATE tasks SET status = 'queued', lease_token = NULL, lease_expires_at = NULL,
     start_time = CASE WHEN :started THEN start_time ELSE NULL END
 WHERE id = :id AND lease_token = :lease_token AND status = 'running'
 RETURNING id, attempt, runner_id, start_time, end_time;
+
+-- name: depth
+-- Queued and running tasks per project and code, the intake's among the queued
+-- (each state read through its own partial index, never the finished tasks).
+SELECT project_id, code_name, status, count(*) AS n
+FROM (SELECT project_id, code_name, 'queued' AS status FROM tasks WHERE status = 'queued'
+      UNION ALL
+      SELECT project_id, code_name, 'running' FROM tasks WHERE status = 'running'
+      UNION ALL
+      SELECT project_id, code_name, 'queued' FROM task_intake) AS states
+GROUP BY project_id, code_name, status;
