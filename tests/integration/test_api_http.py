@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -305,3 +306,26 @@ def test_every_request_is_counted_for_the_metrics(api: Api) -> None:
     after, durations = REQUESTS.snapshot()
     assert after.get(key, 0) - before.get(key, 0) == 3
     assert durations["iron_mq"].count >= 3
+
+
+def test_the_hud_is_served_and_reads_only_routes_that_exist(api: Api) -> None:
+    with api.client() as http:
+        page = http.get("/hud")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert '<script src="/hud/hud.js"' in page.text
+        script = http.get("/hud/hud.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert http.get("/hud/hud.css").headers["content-type"].startswith("text/css")
+        assert http.put(f"/3/projects/{api.project}/queues/orders", json={}).is_success
+        paths = re.findall(r"api\(`([^`]+)`\)", script.text)
+        assert len(paths) == 5
+        for template in paths:
+            path = template.replace("${p}", api.project).replace(
+                "${encodeURIComponent(q.name)}", "orders"
+            )
+            assert "$" not in path, template
+            assert http.get(path).status_code == 200, path
+            # and nothing without the token
+            assert httpx.get(api.url + path).status_code == 401, path

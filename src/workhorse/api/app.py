@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workhorse.api import iron_mq_v3, iron_worker_v2, native_v1, openapi
+from workhorse.api import hud, iron_mq_v3, iron_worker_v2, native_v1, openapi
 from workhorse.api.auth import TokenAuth
 from workhorse.api.config import ApiConfig
 from workhorse.api.endpoint import Services, json_response, route_table
@@ -128,6 +128,7 @@ def create_app(
             ],
         ),
         Route("/openapi.json", spec, methods=["GET"]),
+        *hud.routes(),
     ]
     app = Starlette(
         routes=routes,

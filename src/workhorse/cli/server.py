@@ -66,7 +66,8 @@ def api_banner(ctx: Context, url: str, host: str, port: int) -> list[str]:
     """Banner lines: where the API is, and the first token if it was just created."""
     lines = [
         f"{click.style('API', fg='green', bold=True)} {url}  "
-        "(IronWorker v2, IronMQ v3, /v1, /openapi.json)"
+        "(IronWorker v2, IronMQ v3, /v1, /openapi.json)",
+        f"  HUD: {url}/hud (sign in with a project id and token)",
     ]
     minted = bootstrap(ctx.storage)
     if minted is not None:
