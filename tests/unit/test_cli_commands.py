@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 
 from workhorse.cli.main import LAZY_COMMANDS, cli
 
@@ -40,3 +41,23 @@ def test_a_runner_starts_without_the_other_commands_modules() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == []
+
+
+def test_tables_never_cut_ids_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from workhorse.cli import common
+
+    out = io.StringIO()
+    monkeypatch.setattr(common, "console", Console(file=out, width=60))
+    message_id, reservation_id = "6b1512f097cab7e6cd866d63", "e35ecbf7e8f6dd91ba60edce"
+    common.table(
+        None,
+        ["id", "reserved", "reservation_id", "body"],
+        [[message_id, 1, reservation_id, "a body long enough to need wrapping " * 3]],
+    )
+    text = out.getvalue()
+    assert message_id in text
+    assert reservation_id in text

@@ -99,14 +99,21 @@ def fmt_time(epoch: float | None) -> str:
 def table(
     title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
-    """Print a Rich table."""
+    """Print a Rich table. Ids are never cut short: ids (columns named `id` or
+    `..._id`) keep one line at their full width, to be copied from here; other
+    values wrap (or, a word too long for its column, are shortened) to make room."""
     from rich.table import Table
 
+    cells = [["-" if v is None else str(v) for v in row] for row in rows]
     t = Table(title=title, header_style="bold")
-    for c in columns:
-        t.add_column(c)
-    for row in rows:
-        t.add_row(*("-" if v is None else str(v) for v in row))
+    for i, c in enumerate(columns):
+        if c == "id" or c.endswith("_id"):
+            width = max((len(row[i]) for row in cells), default=len(c))
+            t.add_column(c, no_wrap=True, min_width=max(width, len(c)))
+        else:
+            t.add_column(c)
+    for row in cells:
+        t.add_row(*row)
     console.print(t)
 
 
