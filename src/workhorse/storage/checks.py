@@ -73,7 +73,11 @@ def _check_sqlite(url: str, *, quick: bool) -> list[Finding]:
     path = path_from_url(url)
     if not path.is_file():
         return [Finding("file", "error", f"no database file at {path}")]
-    findings = [Finding("file", "ok", f"{path} ({_size(path.stat().st_size)})")]
+    wal = Path(f"{path}-wal")
+    sizes = _size(path.stat().st_size)
+    if wal.is_file() and wal.stat().st_size:
+        sizes += f", WAL {_size(wal.stat().st_size)}"
+    findings = [Finding("file", "ok", f"{path} ({sizes})")]
     try:
         # mode=rw: never create a file that is not there.
         conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30)
