@@ -1,10 +1,11 @@
-"""Prometheus metrics of a runner process (`workhorse runner --metrics-port 9464`).
+"""Prometheus metrics (`--metrics-port` of `workhorse runner`, `server` and `up`).
 
 Task threads count into plain integers of their own, without a lock (under a
 microsecond a task); the numbers become Prometheus families only when scraped,
 through `RunnerCollector`. So the hot path pays nothing for label lookups or
 metric objects, and one process may hold several runners (tests) without their
-numbers mixing.
+numbers mixing. prometheus_client itself is imported only by a process that
+serves metrics (it adds ~30 ms to a start).
 """
 
 from __future__ import annotations
@@ -15,16 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-)
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from typing import TYPE_CHECKING
 
 from workhorse.errors import WorkhorseError
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import CollectorRegistry
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +128,7 @@ class RunnerGauges:
     stale: Callable[[], int]
 
 
-class RunnerCollector(Collector):
+class RunnerCollector:
     """Turns a runner's numbers into Prometheus families when scraped."""
 
     def __init__(self, stats: RunnerStats, gauges: RunnerGauges) -> None:
@@ -138,6 +136,12 @@ class RunnerCollector(Collector):
         self.gauges = gauges
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
         s = self.stats.snapshot()
         finished = CounterMetricFamily(
             "workhorse_tasks_finished",
@@ -229,7 +233,7 @@ class Depth:
     messages: list[tuple[str, str, int]]
 
 
-class DepthCollector(Collector):
+class DepthCollector:
     """Tasks queued and running per code, and messages per queue, read from the
     database at most once per `min_interval` seconds however often it is scraped
     (the counts read indexes of the live rows only, never the finished tasks)."""
@@ -255,6 +259,8 @@ class DepthCollector(Collector):
             return self._depth
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
         depth = self._current()
         yield GaugeMetricFamily(
             "workhorse_backlog_up",
@@ -334,13 +340,15 @@ def api_of(path: str) -> str:
     return "other"
 
 
-class RequestCollector(Collector):
+class RequestCollector:
     """Turns `RequestStats` into Prometheus families when scraped."""
 
     def __init__(self, stats: RequestStats = REQUESTS) -> None:
         self.stats = stats
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
         counts, durations = self.stats.snapshot()
         requests = CounterMetricFamily(
             "workhorse_http_requests",
