@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,3 +108,23 @@ def kill_after_acknowledged(
         acknowledged[key] = value
     producer.stdout.close()
     return acknowledged
+
+
+def runs(path: Path) -> list[tuple[str, str, int]]:
+    """(start|end, task id, runner pid) for each line the `hold` task wrote."""
+    if not path.exists():
+        return []
+    return [
+        (kind, task_id, int(pid))
+        for kind, task_id, pid in (
+            line.split() for line in path.read_text().splitlines()
+        )
+    ]
+
+
+def fenced(log: Path) -> int:
+    """Tasks whose attempt a runner gave up (lease lost) or whose outcome it
+    reported and was refused (stale lease), from its INFO log."""
+    text = log.read_text(errors="replace")
+    dropped = sum(int(n) for n in re.findall(r"(\d+) outcomes dropped", text))
+    return dropped + len(re.findall(r"aborted: lease lost", text))

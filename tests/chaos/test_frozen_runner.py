@@ -5,7 +5,6 @@ goes back to work."""
 
 from __future__ import annotations
 
-import re
 import signal
 import sqlite3
 import subprocess
@@ -17,33 +16,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.chaos.conftest import wait_for
+from tests.chaos.conftest import fenced, runs, wait_for
 from workhorse import App, TaskStatus
 from workhorse.domain.task import python_payload
 from workhorse.settings import Settings
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 TASKS = 4  # one per thread of the runner that is frozen
-
-
-def runs(path: Path) -> list[tuple[str, str, int]]:
-    """(start|end, task id, runner pid) for each line the `hold` task wrote."""
-    if not path.exists():
-        return []
-    return [
-        (kind, task_id, int(pid))
-        for kind, task_id, pid in (
-            line.split() for line in path.read_text().splitlines()
-        )
-    ]
-
-
-def fenced(log: Path) -> int:
-    """Tasks whose attempt a runner gave up (lease lost) or whose outcome it
-    reported and was refused (stale lease), from its INFO log."""
-    text = log.read_text(errors="replace")
-    dropped = sum(int(n) for n in re.findall(r"(\d+) outcomes dropped", text))
-    return dropped + len(re.findall(r"aborted: lease lost", text))
 
 
 def in_a_transaction(url: str) -> bool:

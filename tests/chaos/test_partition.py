@@ -12,7 +12,6 @@ network heals, the cut-off runner finds out by itself, its outcomes are refused
 from __future__ import annotations
 
 import os
-import re
 import select
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from typing import NamedTuple
 import pytest
 
 from tests.chaos import pgcluster
-from tests.chaos.conftest import wait_for
+from tests.chaos.conftest import fenced, runs, wait_for
 from workhorse import App, TaskStatus
 from workhorse.domain.task import python_payload
 from workhorse.settings import Settings
@@ -109,26 +108,6 @@ def cluster(net: Net) -> Iterator[pgcluster.Server]:
             server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def runs(path: Path) -> list[tuple[str, str, int]]:
-    """(start|end, task id, runner pid) for each line the `hold` task wrote."""
-    if not path.exists():
-        return []
-    return [
-        (kind, task_id, int(pid))
-        for kind, task_id, pid in (
-            line.split() for line in path.read_text().splitlines()
-        )
-    ]
-
-
-def fenced(log: Path) -> int:
-    """Tasks whose attempt a runner gave up (lease lost) or whose outcome it
-    reported and was refused (stale lease), from its INFO log."""
-    text = log.read_text(errors="replace")
-    dropped = sum(int(n) for n in re.findall(r"(\d+) outcomes dropped", text))
-    return dropped + len(re.findall(r"aborted: lease lost", text))
 
 
 def test_a_runner_cut_off_from_postgres_is_fenced_and_recovers_by_itself(

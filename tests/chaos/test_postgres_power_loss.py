@@ -23,10 +23,7 @@ import pytest
 
 from tests.chaos import pgcluster
 from tests.chaos.lazyfs import lazy_mount
-from tests.chaos.test_power_loss import lost_in, run_workload
-from workhorse.queues import MessageQueues
-from workhorse.settings import Settings
-from workhorse.storage import open_storage
+from tests.chaos.test_power_loss import lost_in, run_workload, seed
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -87,14 +84,7 @@ def disk() -> Iterator[Disk]:
         with lazy_mount(disk.backing, disk.mountpoint, allow_other=True):
             running = server(disk.mountpoint / "pgdata", fsync=True)
             try:
-                storage = open_storage(Settings(database_url=running.url), migrate=True)
-                try:
-                    queue = MessageQueues(storage)
-                    queue.create_queue("orders")
-                    for i in range(2):
-                        queue.post("orders", [f"first:{i}:{k}" for k in range(100)])
-                finally:
-                    storage.close()
+                seed(running.url)
             finally:
                 running.stop()
         yield disk

@@ -249,18 +249,20 @@ def disk(tmp_path: Path) -> Disk:
     disk = Disk(tmp_path / "disk", tmp_path / "mnt")
     disk.backing.mkdir()
     with lazy_mount(disk.backing, disk.mountpoint):
-        storage = open_storage(
-            Settings(database_url=f"sqlite:///{disk.mountpoint / 'workhorse.db'}"),
-            migrate=True,
-        )
-        try:
-            queue = MessageQueues(storage)
-            queue.create_queue("orders")
-            for i in range(2):
-                queue.post("orders", [f"first:{i}:{k}" for k in range(100)])
-        finally:
-            storage.close()
+        seed(f"sqlite:///{disk.mountpoint / 'workhorse.db'}")
     return disk
+
+
+def seed(url: str) -> None:
+    """Migrate the database at `url` and give it the queue with 200 messages."""
+    storage = open_storage(Settings(database_url=url), migrate=True)
+    try:
+        queue = MessageQueues(storage)
+        queue.create_queue("orders")
+        for i in range(2):
+            queue.post("orders", [f"first:{i}:{k}" for k in range(100)])
+    finally:
+        storage.close()
 
 
 # Acknowledgements to wait for, by workload. Each alone writes fewer pages than an
