@@ -10,8 +10,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from workhorse import App
 
 HERE = Path(__file__).parent
 
@@ -128,3 +132,28 @@ def fenced(log: Path) -> int:
     text = log.read_text(errors="replace")
     dropped = sum(int(n) for n in re.findall(r"(\d+) outcomes dropped", text))
     return dropped + len(re.findall(r"aborted: lease lost", text))
+
+
+def assert_back_at_work(
+    app: App,
+    other: subprocess.Popen[bytes],
+    runner: subprocess.Popen[bytes],
+    runs_file: Path,
+) -> None:
+    """With the `other` runner killed, new `hold` tasks complete, all run by `runner`."""
+    from workhorse import TaskStatus
+    from workhorse.domain.task import python_payload
+
+    other.kill()
+    other.wait()
+    more = app.client.queue_many(
+        "hold", [python_payload([i], {}) for i in range(10, 12)]
+    )
+    wait_for(
+        lambda: all(app.get_task(t).status == TaskStatus.COMPLETE for t in more),
+        60,
+        "the runner to run new tasks",
+    )
+    assert {p for k, t, p in runs(runs_file) if t in more and k == "end"} == {
+        runner.pid
+    }

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.chaos.conftest import fenced, runs, wait_for
+from tests.chaos.conftest import assert_back_at_work, fenced, runs, wait_for
 from workhorse import App, TaskStatus
 from workhorse.domain.task import python_payload
 from workhorse.settings import Settings
@@ -119,17 +119,5 @@ def test_a_frozen_runner_is_fenced_and_goes_back_to_work(
     # What the woken runner finished after the rescue changed nothing above.
 
     # And it goes back to work: with the other runner gone, it runs new tasks.
-    rescuer.send_signal(signal.SIGKILL)
-    rescuer.wait()
-    more = app.client.queue_many(
-        "hold", [python_payload([i], {}) for i in range(10, 12)]
-    )
-    wait_for(
-        lambda: all(app.get_task(t).status == TaskStatus.COMPLETE for t in more),
-        60,
-        "the woken runner to run new tasks",
-    )
-    assert {p for k, t, p in runs(runs_file) if t in more and k == "end"} == {
-        frozen.pid
-    }
+    assert_back_at_work(app, rescuer, frozen, runs_file)
     app.close()

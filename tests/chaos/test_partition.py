@@ -25,7 +25,7 @@ from typing import NamedTuple
 import pytest
 
 from tests.chaos import pgcluster
-from tests.chaos.conftest import fenced, runs, wait_for
+from tests.chaos.conftest import assert_back_at_work, fenced, runs, wait_for
 from workhorse import App, TaskStatus
 from workhorse.domain.task import python_payload
 from workhorse.settings import Settings
@@ -159,19 +159,7 @@ def test_a_runner_cut_off_from_postgres_is_fenced_and_recovers_by_itself(
         assert [a.status for a in app.client.attempts(task_id)] == ["lost", "complete"]
 
     # Back to work: with the other runner gone, it runs new tasks.
-    rescuer.kill()
-    rescuer.wait()
-    more = app.client.queue_many(
-        "hold", [python_payload([i], {}) for i in range(10, 12)]
-    )
-    wait_for(
-        lambda: all(app.get_task(t).status == TaskStatus.COMPLETE for t in more),
-        60,
-        "the runner that was cut off to run new tasks",
-    )
-    assert {p for k, t, p in runs(runs_file) if t in more and k == "end"} == {
-        cut_off.pid
-    }
+    assert_back_at_work(app, rescuer, cut_off, runs_file)
     with capsys.disabled():
         print(f"\n[partition] fenced {fenced_after:.1f} s after the heal")
     app.close()
