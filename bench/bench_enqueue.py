@@ -142,6 +142,7 @@ def _raw_task_row(url: str, seconds: float) -> dict[str, Any]:
         "backoff": False,
         "schedule_id": None,
         "parent_id": None,
+        "unique_key": None,
         "now": None,
     }
 

@@ -45,6 +45,7 @@ _TASK_OPTION_NAMES = (
     "timeout",
     "priority",
     "max_concurrency",
+    "unique",
 )
 WAIT_POLL_MAX = 0.2
 
@@ -154,12 +155,18 @@ class App:
         timeout: int = 3600,
         priority: int = 0,
         max_concurrency: int | None = None,
+        unique: bool = False,
         schedule: Schedule | str | float | dict[str, Any] | None = None,
     ) -> Any:
         """Register a function as a task: `@app.task` or `@app.task(retries=3, ...)`.
 
         Options become the code's defaults; each queue call may override
         priority, timeout, retries, delay and label.
+
+        `unique=True`: while a task with the same arguments is queued or running,
+        queueing it again stores nothing and gives a handle on that task (every
+        producer, any language: the key is a hash of the payload). A call may name
+        its own key instead: `.options(unique_key="report-2026-12").queue()`.
 
         `schedule` runs the task periodically: a cron string (`"*/5 * * * *"`),
         seconds between runs, a dict of `Schedule` fields, or a `Schedule`. It is
@@ -172,6 +179,7 @@ class App:
             "timeout": timeout,
             "priority": priority,
             "max_concurrency": max_concurrency,
+            "unique": unique,
         }
 
         def wrap(func: Callable[P, R]) -> TaskFunction[P, R]:
@@ -219,11 +227,16 @@ class App:
         retries_delay: int | None = None,
         cluster: str = "default",
         parent_id: str | None = None,
+        unique_key: str | None = None,
     ) -> TaskHandle:
         """Queue one task of any code (a Python task or an uploaded package).
 
         `payload` is sent as is when a string, JSON-encoded otherwise. A Python
         task's payload has the shape `{"args": [...], "kwargs": {...}}`.
+
+        `unique_key`: while a task of this code with this key is queued or
+        running, store nothing and return a handle on that task instead (its
+        `duplicate` is then True).
         """
         if (
             priority is None
@@ -235,6 +248,7 @@ class App:
             and retries is None
             and retries_delay is None
             and parent_id is None
+            and unique_key is None
         ):
             options = _DEFAULT_OPTIONS
         else:
@@ -247,11 +261,13 @@ class App:
                 retries=retries,
                 retries_delay=retries_delay,
                 parent_id=parent_id,
+                unique_key=unique_key,
             )
         if code_name not in self._registered:
             self._ensure_registered(code_name)
         client = self._client or self.client
-        return TaskHandle(client, client.queue(code_name, _encode(payload), options))
+        tasks, ids = client.queue_many_as(code_name, [_encode(payload)], options)
+        return TaskHandle(client, ids[0], duplicate=ids[0] != tasks[0].id)
 
     def queue_many(
         self,
@@ -262,10 +278,13 @@ class App:
         """Queue many tasks of one code in one transaction (all or none)."""
         self._ensure_registered(code_name)
         client = self.client
-        ids = client.queue_many(
+        tasks, ids = client.queue_many_as(
             code_name, [_encode(p) for p in payloads], TaskOptions(**options)
         )
-        return [TaskHandle(client, i) for i in ids]
+        return [
+            TaskHandle(client, i, duplicate=i != t.id)
+            for i, t in zip(ids, tasks, strict=True)
+        ]
 
     def get_task(self, task_id: str) -> TaskHandle:
         """A handle on an existing task (raises NotFound if there is none)."""
@@ -361,13 +380,18 @@ class _Bound:
 class TaskHandle:
     """A queued task. Properties read the latest state from the database."""
 
-    def __init__(self, client: Client, task_id: str) -> None:
+    def __init__(
+        self, client: Client, task_id: str, *, duplicate: bool = False
+    ) -> None:
         self.client = client
         self.id = task_id
+        # True when queueing stored nothing: a task holding the same unique key
+        # was queued or running, and this handle is on that task.
+        self.duplicate = duplicate
         self._task: Task | None = None
 
     def __repr__(self) -> str:
-        return f"<TaskHandle {self.id}>"
+        return f"<TaskHandle {self.id}{' (duplicate)' if self.duplicate else ''}>"
 
     def refresh(self) -> Task:
         """Read the task again."""

@@ -177,6 +177,7 @@ class Client:
             retries_delay=row["retries_delay"],
             backoff=row["backoff"],
             paused=row["paused"],
+            unique=bool(row["options"].get("unique")),
         )
         with self._codes_lock:
             self._codes[code_name] = (now, defaults)
@@ -190,8 +191,9 @@ class Client:
     def queue(
         self, code_name: str, payload: str = "", options: TaskOptions | None = None
     ) -> str:
-        """Queue one task durably; returns its id once committed."""
-        return self.queue_many(code_name, [payload], options)[0]
+        """Queue one task durably; returns its id once committed (for a unique task
+        whose key is held, the holder's id: see `TaskOptions.unique_key`)."""
+        return self.queue_many_as(code_name, [payload], options)[1][0]
 
     def queue_many(
         self,
@@ -201,7 +203,23 @@ class Client:
         *,
         per_task: Sequence[TaskOptions] | None = None,
     ) -> list[str]:
-        """Queue tasks of one code in one transaction; all or none are stored."""
+        """Queue tasks of one code in one transaction; all or none are stored.
+
+        Returns their ids in order; a unique task whose key is held by a queued or
+        running task stores nothing and gives that task's id instead.
+        """
+        return self.queue_many_as(code_name, payloads, options, per_task=per_task)[1]
+
+    def queue_many_as(
+        self,
+        code_name: str,
+        payloads: Sequence[str],
+        options: TaskOptions | None = None,
+        *,
+        per_task: Sequence[TaskOptions] | None = None,
+    ) -> tuple[list[NewTask], list[str]]:
+        """`queue_many`, also giving the tasks built: a task whose id differs from
+        the id returned in its place was a duplicate of that one."""
         if not payloads:
             raise InvalidInput("nothing to queue: the list of payloads is empty")
         if len(payloads) > MAX_BATCH:
@@ -245,8 +263,8 @@ class Client:
                 options=base,
                 max_payload_bytes=self.settings.max_payload_bytes,
             )
-        # One task is one statement; a batch may take several (see insert_many).
-        if len(tasks) == 1:
+        # One task is one statement; a batch (or a unique task) may take several.
+        if len(tasks) == 1 and tasks[0].unique_key is None:
             # Threads queueing at once share commits; one alone commits at once.
             self.storage.run_shared(
                 lambda tx: tx.tasks.enqueue(tasks[0]), single_statement=True
@@ -254,9 +272,8 @@ class Client:
             self._enqueued += 1
             if self._enqueued % INTAKE_CHECK_EVERY == 0:
                 self.admit(at_least=INTAKE_LIMIT)
-        else:
-            self.storage.run(lambda tx: tx.tasks.insert_many(tasks))
-        return [t.id for t in tasks]
+            return tasks, [tasks[0].id]
+        return tasks, self.storage.run(lambda tx: tx.tasks.insert_many(tasks))
 
     def queue_children(
         self,
@@ -280,7 +297,7 @@ class Client:
             if then is not None and tx.codes.get(self.project_id, then) is None:
                 raise NotFound(f"unknown code {then!r} for the fan-in")
             tasks = [self.build(tx, code_name, p, options) for p in payloads]
-            tx.tasks.insert_many(tasks)
+            ids = tx.tasks.insert_many(tasks)
             if then is not None:
                 tx.fanins.insert(
                     parent_id=parent_id,
@@ -288,13 +305,16 @@ class Client:
                     code_name=then,
                     cluster=options.cluster,
                 )
-            return [t.id for t in tasks]
+            return ids
 
         return self.storage.run(work)
 
-    def queue_tasks(self, tx: Transaction, tasks: Sequence[NewTask]) -> None:
-        """Insert already-built tasks inside a caller's transaction (schedules, push)."""
-        tx.tasks.insert_many(tasks)
+    def queue_tasks(
+        self, tx: Transaction, tasks: Sequence[NewTask]
+    ) -> builtins.list[str]:
+        """Insert already-built tasks inside a caller's transaction (schedules, push);
+        their ids, as `queue_many` gives them."""
+        return tx.tasks.insert_many(tasks)
 
     def build(
         self, tx: Transaction, code_name: str, payload: str, options: TaskOptions
@@ -413,11 +433,11 @@ class Client:
                     backoff=old.backoff,
                     parent_id=old.parent_id,
                     schedule_id=old.schedule_id,
+                    unique_key=old.unique_key,
                 ),
                 max_payload_bytes=self.settings.max_payload_bytes,
             )
-            tx.tasks.insert_many([new])
-            return new.id
+            return tx.tasks.insert_many([new])[0]
 
         return self.storage.run(work)
 

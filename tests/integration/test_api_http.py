@@ -329,3 +329,40 @@ def test_the_hud_is_served_and_reads_only_routes_that_exist(api: Api) -> None:
             assert http.get(path).status_code == 200, path
             # and nothing without the token
             assert httpx.get(api.url + path).status_code == 401, path
+
+
+def test_unique_keys_over_every_way_to_queue(api: Api) -> None:
+    """Native and Iron APIs and the webhook: a held key answers with its holder."""
+    _code_and_task(api)
+    with api.client() as http:
+        native = f"/v1/projects/{api.project}/tasks"
+        first = http.post(
+            native,
+            json={
+                "tasks": [
+                    {"code_name": "c", "payload": "1", "unique_key": "k"},
+                    {"code_name": "c", "payload": "2", "unique_key": "k"},
+                ]
+            },
+        )
+        assert first.status_code == 201
+        (a, b) = first.json()["tasks"]
+        assert (a["duplicate"], b) == (False, {"id": a["id"], "duplicate": True})
+        assert http.get(f"{native}/{a['id']}").json()["unique_key"] == "k"
+        iron = http.post(
+            f"/2/projects/{api.project}/tasks",
+            json={"tasks": [{"code_name": "c", "unique_key": "k"}]},
+        )
+        assert iron.json()["tasks"] == [{"id": a["id"]}]
+        hook = f"/2/projects/{api.project}/tasks/webhook"
+        hooked = http.post(
+            hook, params={"code_name": "c", "unique_key": "k"}, content="x"
+        )
+        assert hooked.json()["id"] == a["id"]
+        bad = http.post(native, json={"tasks": [{"code_name": "c", "unique_key": 7}]})
+        assert bad.status_code == 400
+        assert "unique_key" in bad.json()["msg"]
+        assert (
+            http.get(f"/v1/projects/{api.project}/stats").json()["codes"]["c"]["queued"]
+            == 2
+        )  # the first task of _code_and_task, and the keyed one

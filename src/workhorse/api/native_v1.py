@@ -63,6 +63,7 @@ def task_native(task: Task) -> dict[str, Any]:
         "cancel_requested": task.cancel_requested,
         "schedule_id": task.schedule_id,
         "parent_id": task.parent_id,
+        "unique_key": task.unique_key,
     }
 
 
@@ -79,14 +80,18 @@ def attempt_native(attempt: Attempt) -> dict[str, Any]:
 
 
 async def queue(ctx: Ctx) -> Response:
-    """POST /v1/projects/{p}/tasks `{"tasks": [...]}` (with `retries`, `parent_id`)."""
+    """POST /v1/projects/{p}/tasks `{"tasks": [...]}` (with `retries`, `parent_id`,
+    `unique_key`); each task's id, and whether it was a duplicate of a task holding
+    its unique key (whose id it then is)."""
     items = task_items(ctx, await ctx.json_object())
     parsed = [
         (required_str(i, "code_name"), payload_text(i.get("payload")), task_options(i))
         for i in items
     ]
     ids = await ctx.write(queue_unit(ctx.client, parsed))
-    return json_response({"tasks": [{"id": i} for i in ids]}, 201)
+    return json_response(
+        {"tasks": [{"id": i, "duplicate": dup} for i, dup in ids]}, 201
+    )
 
 
 async def get_task(ctx: Ctx) -> Response:

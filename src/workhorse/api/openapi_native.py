@@ -55,6 +55,7 @@ def _native_task() -> Schema:
             "cancel_requested": {"type": "boolean"},
             "schedule_id": nullable("string"),
             "parent_id": nullable("string"),
+            "unique_key": nullable("string"),
         },
         ["id", "project_id", "code_name", "status", "payload", "created_at"],
     )
@@ -90,12 +91,20 @@ def native_paths() -> dict[str, Schema]:
         f"{N}/tasks": {
             "parameters": [PROJECT],
             "post": op(
-                "Queue tasks (with retries and parent_id)",
+                "Queue tasks (with retries, parent_id and unique_key)",
                 "native",
                 body=ref("QueueTasks"),
                 status=201,
                 ok=obj(
-                    {"tasks": {"type": "array", "items": obj({"id": STR}, ["id"])}},
+                    {
+                        "tasks": {
+                            "type": "array",
+                            "items": obj(
+                                {"id": STR, "duplicate": {"type": "boolean"}},
+                                ["id", "duplicate"],
+                            ),
+                        }
+                    },
                     ["tasks"],
                 ),
             ),

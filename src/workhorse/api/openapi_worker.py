@@ -85,6 +85,7 @@ def _new_task() -> Schema:
             "retries": nullable("integer"),
             "retries_delay": nullable("integer"),
             "parent_id": nullable("string"),
+            "unique_key": nullable("string"),
             "name": nullable("string"),
             "sync": nullable("boolean"),
         },

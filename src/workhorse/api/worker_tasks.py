@@ -45,6 +45,7 @@ def task_options(item: dict[str, Any]) -> TaskOptions:
         retries=as_int(item.get("retries"), "retries"),
         retries_delay=as_int(item.get("retries_delay"), "retries_delay"),
         parent_id=as_str(item.get("parent_id"), "parent_id"),
+        unique_key=as_str(item.get("unique_key"), "unique_key"),
     )
 
 
@@ -65,14 +66,16 @@ def task_items(
 
 def queue_unit(
     client: Client, parsed: list[tuple[str, str, TaskOptions]]
-) -> Callable[[Transaction], list[str]]:
-    """Work that validates tasks of any codes, then inserts them (all or none).
+) -> Callable[[Transaction], list[tuple[str, bool]]]:
+    """Work that validates tasks of any codes, then inserts them (all or none); it
+    gives each task's id and whether it was a duplicate (a unique task whose key a
+    queued or running task holds: the id is that task's).
 
     Validation (code lookups included) raises before anything is written, so the
     unit can share a group commit.
     """
 
-    def work(tx: Transaction) -> list[str]:
+    def work(tx: Transaction) -> list[tuple[str, bool]]:
         for parent in {o.parent_id for _, _, o in parsed if o.parent_id}:
             if tx.tasks.get(client.project_id, parent) is None:
                 raise NotFound(f"parent task {parent} not found")
@@ -80,8 +83,8 @@ def queue_unit(
             client.build(tx, code, payload, options)
             for code, payload, options in parsed
         ]
-        client.queue_tasks(tx, built)
-        return [t.id for t in built]
+        ids = client.queue_tasks(tx, built)
+        return [(i, i != t.id) for i, t in zip(ids, built, strict=True)]
 
     return work
 
@@ -94,7 +97,7 @@ async def queue(ctx: Ctx) -> Response:
         for i in items
     ]
     ids = await ctx.write(queue_unit(ctx.client, parsed))
-    return json_response({"msg": "Queued up", "tasks": [{"id": i} for i in ids]})
+    return json_response({"msg": "Queued up", "tasks": [{"id": i} for i, _ in ids]})
 
 
 def code_ids(ctx: Ctx, names: set[str]) -> dict[str, str]:
@@ -253,6 +256,7 @@ async def webhook(ctx: Ctx) -> Response:
             "delay": _query_number(query.get("delay"), "delay"),
             "cluster": query.get("cluster"),
             "label": query.get("label"),
+            "unique_key": query.get("unique_key"),
         }
     )
     raw = await ctx.body()
@@ -260,7 +264,7 @@ async def webhook(ctx: Ctx) -> Response:
         payload = raw.decode()
     except UnicodeDecodeError:
         raise ApiError(400, "the webhook body must be UTF-8 text") from None
-    (task_id,) = await ctx.write(
+    ((task_id, _),) = await ctx.write(
         queue_unit(ctx.client, [(code_name, payload, options)])
     )
     return json_response({"id": task_id, "msg": "Queued up."})

@@ -43,6 +43,11 @@ def task() -> None:
 @click.option("--retries", type=int, default=None)
 @click.option("--retries-delay", type=int, default=None)
 @click.option(
+    "--unique-key",
+    default=None,
+    help="queue nothing if a task of this code with this key is queued or running",
+)
+@click.option(
     "-n",
     "--count",
     type=click.IntRange(1, 10000),
@@ -72,9 +77,14 @@ def queue_cmd(  # noqa: PLR0917 - one parameter per CLI option
     if payload_file is not None:
         payload = payload_file.read_text()
     options = TaskOptions(**opts)  # type: ignore[arg-type]
-    ids = ctx.client.queue_many(code_name, [payload] * count, options)
-    for task_id in ids:
+    tasks, ids = ctx.client.queue_many_as(code_name, [payload] * count, options)
+    for task, task_id in zip(tasks, ids, strict=True):
         click.echo(task_id)
+        if task_id != task.id:
+            click.echo(
+                f"{task_id} holds unique key {task.unique_key!r}: nothing queued",
+                err=True,
+            )
     if wait_s is not None and len(ids) == 1:
         deadline = time.monotonic() + wait_s
         pause = 0.005
@@ -155,6 +165,7 @@ def show_cmd(ctx: Context, /, task_id: str, as_json: bool) -> None:
         ("status", t.status),
         ("priority", t.priority),
         ("label", t.label),
+        ("unique", t.unique_key),
         ("cluster", t.cluster),
         ("created", fmt_time(t.created_at)),
         ("started", fmt_time(t.start_time)),

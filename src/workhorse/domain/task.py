@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -62,6 +63,7 @@ MAX_DELAY_SECONDS = 7 * 24 * 3600
 MAX_TIMEOUT_SECONDS = 24 * 3600
 MAX_RETRIES = 100
 MAX_LABEL_LENGTH = 255
+MAX_UNIQUE_KEY_LENGTH = 255
 # A lost lease (dead runner) is retried this many times before the task is `killed`.
 MAX_LOST_ATTEMPTS = 10
 
@@ -80,6 +82,9 @@ class TaskOptions:
     backoff: bool | None = None
     schedule_id: str | None = None
     parent_id: str | None = None
+    # While a task of this code with this key is queued or running, queueing
+    # another stores nothing and answers with that task (see `build_task`).
+    unique_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,7 @@ class NewTask:
     backoff: bool
     schedule_id: str | None
     parent_id: str | None
+    unique_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -143,6 +149,7 @@ class Task:
     cancel_requested: bool
     schedule_id: str | None
     parent_id: str | None
+    unique_key: str | None
 
     @property
     def duration(self) -> float | None:
@@ -199,6 +206,8 @@ class CodeDefaults:
     retries_delay: int = 0
     backoff: bool = False
     paused: bool = False
+    # Every task of the code is unique by its payload unless it names a key itself.
+    unique: bool = False
 
 
 def validate_payload(payload: str, limit: int) -> None:
@@ -304,6 +313,11 @@ def build_task(
         )
     if not isinstance(options.cluster, str) or not options.cluster:
         raise InvalidInput("cluster must be a non-empty string")
+    unique_key = options.unique_key
+    if unique_key is not None:
+        check_unique_key(unique_key)
+    elif code.unique:
+        unique_key = payload_key(payload)
     return NewTask(
         id=task_id,
         project_id=project_id,
@@ -321,7 +335,27 @@ def build_task(
         backoff=code.backoff if options.backoff is None else bool(options.backoff),
         schedule_id=options.schedule_id,
         parent_id=options.parent_id,
+        unique_key=unique_key,
     )
+
+
+def check_unique_key(key: object) -> None:
+    """Refuse a unique key that is not a non-empty string of printable size."""
+    if (
+        not isinstance(key, str)
+        or not key
+        or len(key) > MAX_UNIQUE_KEY_LENGTH
+        or "\x00" in key
+    ):
+        raise InvalidInput(
+            "unique_key must be a non-empty string of at most "
+            f"{MAX_UNIQUE_KEY_LENGTH} characters, got {key!r:.80}"
+        )
+
+
+def payload_key(payload: str) -> str:
+    """The unique key of a task of a code that is unique by payload."""
+    return "payload:" + hashlib.sha256(payload.encode()).hexdigest()
 
 
 _SHARED_FIELDS = tuple(
@@ -348,10 +382,14 @@ def build_tasks(
         max_payload_bytes=max_payload_bytes,
     )
     shared = {name: getattr(first, name) for name in _SHARED_FIELDS}
+    # A code unique by payload keys each task by its own payload.
+    by_payload = code.unique and options.unique_key is None
     tasks = [first]
     for task_id, payload in zip(ids[1:], payloads[1:], strict=True):
         if not isinstance(payload, str):
             raise InvalidInput("payload must be a string")
         validate_payload(payload, max_payload_bytes)
+        if by_payload:
+            shared["unique_key"] = payload_key(payload)
         tasks.append(NewTask(id=task_id, payload=payload, **shared))
     return tasks

@@ -207,6 +207,9 @@ def _new_task_row(task: NewTask) -> dict[str, Any]:
 INTAKE_CHECK_EVERY = 1024
 INTAKE_LIMIT = 10_000
 ADMIT_PER_CLAIM = 5_000
+# A unique task whose key's holder finishes between its insert and the lookup of
+# that holder is inserted again; this many rounds at most.
+UNIQUE_INSERT_TRIES = 5
 # The intake holds NewTask's fields up to `backoff` (no schedule, no parent).
 _INTAKE_VALUES = _NEW_TASK_FIELDS.index("schedule_id")
 
@@ -224,6 +227,7 @@ class TaskStore(_Store):
             self.db.dialect != "sqlite"
             or task.parent_id is not None
             or task.schedule_id is not None
+            or task.unique_key is not None
         ):
             self.insert_many([task], now=now)
             return
@@ -255,16 +259,20 @@ class TaskStore(_Store):
 
     def insert_many(
         self, tasks: Sequence[NewTask], *, now: float | None = None
-    ) -> None:
-        """Queue tasks; idle runners are told on commit.
+    ) -> builtins.list[str]:
+        """Queue tasks; idle runners are told on commit. Returns each task's id, or
+        for a unique task that stored nothing, the id of the task holding its key.
 
         PostgreSQL takes a single task in one plain INSERT (atomic on its own, so
         callers may skip BEGIN/COMMIT: `Storage.run(..., single_statement=True)`)
         and a batch through COPY (in a transaction); a retry, whose first try may
         have committed, goes through one INSERT of a JSON batch that skips ids
         already stored. SQLite, always in a transaction, binds one plain
-        INSERT per task: cheaper for it than unpacking a JSON batch.
+        INSERT per task: cheaper for it than unpacking a JSON batch. A batch with
+        unique tasks takes `_insert_unique` (two statements, in a transaction).
         """
+        if any(t.unique_key is not None for t in tasks):
+            return self._insert_unique(tasks, now)
         if self.db.dialect == "sqlite":
             # Tasks queued earlier through the intake go first: same-millisecond
             # tasks run in seq order.
@@ -284,6 +292,75 @@ class TaskStore(_Store):
             self.conn.execute(self.q["tasks.insert_one"], row)
         else:
             self._copy(tasks, now)
+        return [t.id for t in tasks]
+
+    def _insert_unique(
+        self, tasks: Sequence[NewTask], now: float | None
+    ) -> builtins.list[str]:
+        """Insert tasks some of which carry a unique key; see `insert_many`.
+
+        The partial unique index decides, so racing producers cannot both store a
+        key. A task that stored nothing takes the id of the task holding its key;
+        if that one finished in between (PostgreSQL, another transaction), the
+        insert is tried again for it.
+        """
+        ids = {t.id: t.id for t in tasks}
+        pending = list(tasks)
+        for _ in range(UNIQUE_INSERT_TRIES):
+            skipped = self._insert_skipping(pending, now)
+            if not skipped:
+                return [ids[t.id] for t in tasks]
+            rows = self.conn.fetch_all(
+                self.q["tasks.unique_holders"],
+                {
+                    "project_id": skipped[0].project_id,
+                    "batch": _COMPACT_JSON(
+                        [
+                            {
+                                "id": t.id,
+                                "code_name": t.code_name,
+                                "unique_key": t.unique_key,
+                            }
+                            for t in skipped
+                        ]
+                    ),
+                },
+            )
+            holders = {r["id"]: r["holder"] for r in rows}
+            pending = []
+            for t in skipped:
+                if holders.get(t.id) is None:
+                    pending.append(t)
+                else:
+                    ids[t.id] = holders[t.id]
+            if not pending:
+                return [ids[t.id] for t in tasks]
+        raise StorageUnavailable(
+            "could not queue a unique task: the task holding its key kept changing"
+        )
+
+    def _insert_skipping(
+        self, tasks: Sequence[NewTask], now: float | None
+    ) -> builtins.list[NewTask]:
+        """Insert what the unique index admits; the tasks that stored nothing."""
+        if self.db.dialect == "sqlite":
+            self.admit()
+            sql, last = self.q["tasks.insert_unique"], (now,)
+            skipped = [
+                t
+                for t in tasks
+                if self.conn.execute(sql, _new_task_values(t) + last) == 0
+            ]
+            if len(skipped) < len(tasks):
+                for cluster in {t.cluster for t in tasks}:
+                    self.conn.notify(f"tasks:{cluster}")
+            return skipped
+        batch = _COMPACT_JSON([_new_task_row(t) for t in tasks])
+        rows = self.conn.fetch_all(
+            self.q["tasks.insert_unique"], {"batch": batch, "now": now}
+        )
+        stored = {r["id"] for r in rows}
+        return [t for t in tasks if t.id not in stored]
 
     def _copy(self, tasks: Sequence[NewTask], now: float | None) -> None:
         at = self.db_now(now=now)
@@ -693,7 +770,7 @@ class CodeStore(_Store):
                 "backoff": bool(options.get("backoff", False)),
                 "priority": options.get("priority", 0),
                 "timeout": options.get("timeout", 3600),
-                "options": "{}",
+                "options": '{"unique":true}' if options.get("unique") else "{}",
                 "now": now,
             },
         )

@@ -19,6 +19,44 @@ ORDER BY b.ordinality
 ON CONFLICT (id) DO NOTHING
 RETURNING pg_notify('workhorse', 'tasks:' || cluster);
 
+-- name: insert_unique
+-- `insert` for a batch in which some tasks carry a unique key: a task is not stored
+-- when its id is (a retry) or when a task of its code with its key is queued or
+-- running (the partial index tasks_unique_active; an insert racing another's
+-- uncommitted one waits for it). Returns the ids stored.
+INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
+                   run_at, timeout, label, cluster, retries, retries_delay, backoff,
+                   created_at, schedule_id, parent_id, unique_key)
+SELECT b.id, b.project_id, b.code_name, b.kind, b.code_revision, b.payload, 'queued', b.priority,
+       coalesce(%(now)s::float8, extract(epoch from now())) + b.delay, b.timeout, b.label, b.cluster,
+       b.retries, b.retries_delay, b.backoff,
+       coalesce(%(now)s::float8, extract(epoch from now())), b.schedule_id, b.parent_id,
+       b.unique_key
+FROM ROWS FROM (jsonb_to_recordset(%(batch)s::jsonb)
+     AS (id text, project_id text, code_name text, kind text, code_revision int, payload text,
+         priority int, delay float8, timeout int, label text, cluster text, retries int,
+         retries_delay int, backoff boolean, schedule_id text, parent_id text,
+         unique_key text)) WITH ORDINALITY AS b
+ORDER BY b.ordinality
+ON CONFLICT DO NOTHING
+RETURNING id, pg_notify('workhorse', 'tasks:' || cluster);
+
+-- name: unique_holders
+-- For tasks whose unique insert stored nothing (%(batch)s, a JSON array of
+-- {id, code_name, unique_key}): the task that holds each one's place. That is the
+-- task itself when its id is stored (a retried insert), else the queued or running
+-- task of its code with its key; NULL if neither (it finished meanwhile).
+SELECT b.id,
+       coalesce(
+           (SELECT t.id FROM tasks t WHERE t.id = b.id),
+           (SELECT t.id FROM tasks t
+            WHERE t.project_id = %(project_id)s AND t.code_name = b.code_name
+              AND t.unique_key = b.unique_key
+              AND t.unique_key IS NOT NULL AND t.status IN ('queued', 'running'))) AS holder
+FROM ROWS FROM (jsonb_to_recordset(%(batch)s::jsonb)
+     AS (id text, code_name text, unique_key text)) WITH ORDINALITY AS b
+ORDER BY b.ordinality;
+
 -- name: insert_one
 -- `insert` for a single task on its first try, with its values bound directly: a single
 -- enqueue is the common call, and PostgreSQL plans plain VALUES faster than it unpacks a

@@ -7,18 +7,48 @@
 -- no-op. Parameters are positional, in NewTask's field order, then now: ?1 id,
 -- ?2 project_id, ?3 code_name, ?4 kind, ?5 code_revision, ?6 payload, ?7 priority,
 -- ?8 delay, ?9 timeout, ?10 label, ?11 cluster, ?12 retries, ?13 retries_delay,
--- ?14 backoff, ?15 schedule_id, ?16 parent_id, ?17 now. (Plain VALUES bound per row
--- cost SQLite about half of what reading the same rows out of one JSON batch does,
--- and binding by position about 15 % less than by name.)
+-- ?14 backoff, ?15 schedule_id, ?16 parent_id, ?17 unique_key, ?18 now. (Plain VALUES
+-- bound per row cost SQLite about half of what reading the same rows out of one JSON
+-- batch does, and binding by position about 15 % less than by name.)
 INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
                    run_at, timeout, label, cluster, retries, retries_delay, backoff,
-                   created_at, schedule_id, parent_id)
+                   created_at, schedule_id, parent_id, unique_key)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7,
-        coalesce(?17, (julianday('now') - 2440587.5) * 86400.0) + ?8,
+        coalesce(?18, (julianday('now') - 2440587.5) * 86400.0) + ?8,
         ?9, ?10, ?11, ?12, ?13, ?14,
-        coalesce(?17, (julianday('now') - 2440587.5) * 86400.0),
-        ?15, ?16)
+        coalesce(?18, (julianday('now') - 2440587.5) * 86400.0),
+        ?15, ?16, ?17)
 ON CONFLICT (id) DO NOTHING;
+
+-- name: insert_unique
+-- `insert` for a task with a unique key, run alone so that its row count says whether
+-- it was stored: nothing is stored when its id is (a retry) or when a task of its code
+-- with its key is queued or running (the partial index tasks_unique_active).
+INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
+                   run_at, timeout, label, cluster, retries, retries_delay, backoff,
+                   created_at, schedule_id, parent_id, unique_key)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7,
+        coalesce(?18, (julianday('now') - 2440587.5) * 86400.0) + ?8,
+        ?9, ?10, ?11, ?12, ?13, ?14,
+        coalesce(?18, (julianday('now') - 2440587.5) * 86400.0),
+        ?15, ?16, ?17)
+ON CONFLICT DO NOTHING;
+
+-- name: unique_holders
+-- For tasks whose unique insert stored nothing (:batch, a JSON array of
+-- {id, code_name, unique_key}): the task that holds each one's place. That is the
+-- task itself when its id is stored (a retried insert), else the queued or running
+-- task of its code with its key; NULL if neither (it finished meanwhile).
+SELECT json_extract(b.value, '$.id') AS id,
+       coalesce(
+           (SELECT t.id FROM tasks t WHERE t.id = json_extract(b.value, '$.id')),
+           (SELECT t.id FROM tasks t
+            WHERE t.project_id = :project_id
+              AND t.code_name = json_extract(b.value, '$.code_name')
+              AND t.unique_key = json_extract(b.value, '$.unique_key')
+              AND t.unique_key IS NOT NULL AND t.status IN ('queued', 'running'))) AS holder
+FROM json_each(:batch) AS b
+ORDER BY b.key;
 
 -- name: intake
 -- Queue one task through the intake (see migration 0009): ?1 to ?14 as for `insert`,
@@ -108,7 +138,8 @@ SELECT json_group_array(json_array(
     seq, id, project_id, code_name, kind, code_revision, payload, status, priority, run_at,
     timeout, label, cluster, retries, retries_delay, backoff, attempt, lost_count,
     lease_token, lease_expires_at, runner_id, created_at, start_time, end_time, result,
-    error, progress, progress_message, cancel_requested, schedule_id, parent_id)) AS tasks
+    error, progress, progress_message, cancel_requested, schedule_id, parent_id,
+    unique_key)) AS tasks
 FROM tasks WHERE seq IN (SELECT value FROM json_each(:seqs)) AND lease_token = :token;
 
 -- name: capped_codes
