@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from workhorse.client import DEFAULT_PROJECT, Client
 from workhorse.clock import to_datetime
+from workhorse.domain.rate import parse_rate
 from workhorse.domain.task import Attempt, Task, TaskOptions, TaskStatus, python_payload
 from workhorse.errors import InvalidInput, TaskFailed, WorkhorseError
 from workhorse.schedules import Schedule, ScheduleClient, ScheduleInfo
@@ -155,6 +156,7 @@ class App:
         timeout: int = 3600,
         priority: int = 0,
         max_concurrency: int | None = None,
+        rate_limit: str | float | None = None,
         unique: bool = False,
         schedule: Schedule | str | float | dict[str, Any] | None = None,
     ) -> Any:
@@ -162,6 +164,9 @@ class App:
 
         Options become the code's defaults; each queue call may override
         priority, timeout, retries, delay and label.
+
+        `rate_limit`: starts of this task per second, counted across every
+        runner on every host: `"10/s"`, `"100/m"`, `"5/2h"` or a number.
 
         `unique=True`: while a task with the same arguments is queued or running,
         queueing it again stores nothing and gives a handle on that task (every
@@ -179,6 +184,7 @@ class App:
             "timeout": timeout,
             "priority": priority,
             "max_concurrency": max_concurrency,
+            "rate_limit": parse_rate(rate_limit),
             "unique": unique,
         }
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from workhorse.domain.ids import new_id, new_ids
 from workhorse.domain.limits import CodeOptions, code_options, decode_code_options
+from workhorse.domain.rate import parse_rate
 from workhorse.domain.task import (
     Attempt,
     CodeDefaults,
@@ -64,6 +65,8 @@ class CodePackage:
     command: str
     runtime: str = "sh"
     max_concurrency: int | None = None
+    # Starts per second on all runners: "10/s", "100/m", "5/2h" or a number.
+    rate_limit: str | float | None = None
     retries: int = 0
     retries_delay: int = 0
     backoff: bool = False
@@ -504,6 +507,7 @@ class Client:
                     "command": package.command,
                     "runtime": package.runtime,
                     "max_concurrency": package.max_concurrency,
+                    "rate_limit": parse_rate(package.rate_limit),
                     "retries": package.retries,
                     "retries_delay": package.retries_delay,
                     "backoff": package.backoff,
@@ -663,6 +667,7 @@ def validate_package(
         )
     if package.max_concurrency is not None and package.max_concurrency < 1:
         raise InvalidInput("max_concurrency must be at least 1")
+    parse_rate(package.rate_limit)
     package.options()
     if len(archive) > max_bytes:
         raise InvalidInput(

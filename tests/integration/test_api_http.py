@@ -366,3 +366,22 @@ def test_unique_keys_over_every_way_to_queue(api: Api) -> None:
             http.get(f"/v1/projects/{api.project}/stats").json()["codes"]["c"]["queued"]
             == 2
         )  # the first task of _code_and_task, and the keyed one
+
+
+def test_a_code_uploaded_with_a_rate_limit_shows_it(api: Api) -> None:
+    with api.client() as http:
+        base = f"/2/projects/{api.project}/codes"
+        made = http.post(
+            base, json={"name": "r", "command": "true", "rate_limit": "30/m"}
+        )
+        assert made.status_code == 200, made.text
+        assert made.json()["rate_limit"] == "30/m"
+        listed = {c["name"]: c for c in http.get(base).json()["codes"]}
+        assert listed["r"]["rate_limit"] == "30/m"
+        for bad in ("fast", 0, True):
+            refused = http.post(
+                base, json={"name": "r", "command": "true", "rate_limit": bad}
+            )
+            assert refused.status_code == 400
+            assert "rate_limit must be" in refused.json()["msg"]
+        assert http.get(f"{base}/{made.json()['id']}").json()["rev"] == 1

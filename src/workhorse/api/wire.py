@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workhorse.api.errors import ApiError
+from workhorse.domain.rate import describe_rate
 from workhorse.domain.task import Task
 
 IRON_STATUSES = (
@@ -172,6 +173,7 @@ def code_json(row: dict[str, Any], checksum: str | None = None) -> dict[str, Any
             or ("python" if row.get("kind") == "python" else None),
             "command": row.get("command"),
             "max_concurrency": row.get("max_concurrency"),
+            "rate_limit": describe_rate(row.get("rate_limit")),
             "retries": row.get("retries", 0),
             "retries_delay": row.get("retries_delay", 0),
             "default_priority": row.get("priority", 0),

@@ -57,6 +57,16 @@ def _command(data: dict[str, Any], runtime: str) -> str:
     raise ApiError(400, "command or file_name is required")
 
 
+def _rate(raw: Any) -> str | float | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ApiError(
+            400, "rate_limit must be like '10/s', '100/m' or a number per second"
+        )
+    return raw
+
+
 def package_from(data: dict[str, Any]) -> CodePackage:
     """A code package from the upload's `data` JSON (Iron field names)."""
     name = required_str(data, "name")
@@ -77,6 +87,7 @@ def package_from(data: dict[str, Any]) -> CodePackage:
         command=_command(data, iron_runtime),
         runtime=runtime,
         max_concurrency=concurrency if concurrency and concurrency > 0 else None,
+        rate_limit=_rate(data.get("rate_limit")),
         retries=as_int(data.get("retries"), "retries") or 0,
         retries_delay=as_int(data.get("retries_delay"), "retries_delay") or 0,
         priority=max(as_int(priority, "default_priority") or 0, 0),

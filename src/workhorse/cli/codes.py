@@ -21,6 +21,7 @@ from workhorse.cli.common import (
 )
 from workhorse.client import RUNTIMES, CodePackage
 from workhorse.domain.limits import Limits, format_size, limits_from, parse_size
+from workhorse.domain.rate import describe_rate
 from workhorse.errors import InvalidInput
 from workhorse.settings import Settings
 from workhorse.worker.runners.sandbox import choose_launcher
@@ -78,6 +79,11 @@ _upload_options = [
         type=click.IntRange(1),
         default=None,
         help="tasks of this code running at once, on all runners",
+    ),
+    click.option(
+        "--rate-limit",
+        default=None,
+        help="task starts allowed on all runners, e.g. 10/s, 100/m, 5/2h",
     ),
     click.option("--retries", type=click.IntRange(0, 100), default=0),
     click.option("--retries-delay", type=click.IntRange(0), default=0),
@@ -165,7 +171,7 @@ def list_cmd(ctx: Context, /) -> None:
     """Codes of the project."""
     table(
         None,
-        ["name", "kind", "rev", "command", "max conc.", "paused", "updated"],
+        ["name", "kind", "rev", "command", "max conc.", "rate", "paused", "updated"],
         [
             [
                 c["name"],
@@ -173,6 +179,7 @@ def list_cmd(ctx: Context, /) -> None:
                 c["revision"],
                 c["command"],
                 c["max_concurrency"],
+                describe_rate(c["rate_limit"]),
                 "yes" if c["paused"] else "",
                 fmt_time(c["updated_at"]),
             ]
@@ -205,8 +212,9 @@ def show_cmd(ctx: Context, /, name: str, as_json: bool) -> None:
             {**c, "latest": latest and {**latest, "options": asdict(latest["options"])}}
         )
         return
+    shown = {**c, "rate_limit": describe_rate(c["rate_limit"])}
     rows: list[tuple[str, Any]] = [
-        (key, c[key])
+        (key, shown[key])
         for key in (
             "name",
             "kind",
@@ -214,6 +222,7 @@ def show_cmd(ctx: Context, /, name: str, as_json: bool) -> None:
             "command",
             "runtime",
             "max_concurrency",
+            "rate_limit",
             "retries",
             "retries_delay",
             "priority",

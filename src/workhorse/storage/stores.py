@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, LiteralString, TypeVar
 
+from workhorse.domain import rate as rate_bucket
 from workhorse.domain.task import Attempt, NewTask, Outcome, Task, TaskStatus
 from workhorse.errors import StorageCorrupt, StorageUnavailable
 from workhorse.settings import Settings
@@ -91,12 +92,19 @@ class ClaimedRows:
     with seq, then Task's fields in order.
     """
 
-    __slots__ = ("_parts", "capped", "count")
+    __slots__ = ("_parts", "capped", "count", "token_due")
 
     def __init__(self) -> None:
         self._parts: list[str | Sequence[Row]] = []
         self.count = 0
-        self.capped = False  # codes with a concurrency cap had due work
+        self.capped = False  # codes with a concurrency cap or a rate limit had due work
+        # Seconds until a rate-limited code that held tasks back has a token again.
+        self.token_due: float | None = None
+
+    def note_token_due(self, seconds: float) -> None:
+        """A rate-limited code has a start allowed again in `seconds` (the soonest wins)."""
+        if self.token_due is None or seconds < self.token_due:
+            self.token_due = seconds
 
     def add(self, part: str | Sequence[Row], count: int) -> None:
         """Keep one statement's rows (`count` of them)."""
@@ -462,14 +470,21 @@ class TaskStore(_Store):
                 break
             key = {"project_id": capped["project_id"], "code_name": capped["name"]}
             self.conn.fetch_one(self.q["tasks.lock_code"], key)
-            running = self.conn.fetch_one(self.q["tasks.count_running"], key)
-            free = int(capped["max_concurrency"]) - int(running["n"] if running else 0)
-            if free > 0:
-                self._lease(
-                    "tasks.claim_code",
-                    {**params, **key, "limit": min(room, free)},
-                    claimed,
+            free = room
+            if capped["max_concurrency"] is not None:
+                running = self.conn.fetch_one(self.q["tasks.count_running"], key)
+                free = min(
+                    free,
+                    int(capped["max_concurrency"])
+                    - int(running["n"] if running else 0),
                 )
+            if capped["rate_limit"] is None:
+                if free > 0:
+                    self._lease(
+                        "tasks.claim_code", {**params, **key, "limit": free}, claimed
+                    )
+            elif free > 0:
+                self._lease_rate_limited({**params, **key}, free, claimed)
         room = limit - claimed.count
         if room > 0:
             self._lease("tasks.claim", {**params, "limit": room}, claimed)
@@ -491,6 +506,31 @@ class TaskStore(_Store):
             claimed.add(row["tasks"], len(row["tasks"]))
             claimed.capped = bool(row["capped"])
         return claimed
+
+    def _lease_rate_limited(
+        self, params: dict[str, Any], free: int, into: ClaimedRows
+    ) -> None:
+        """Lease up to `free` due tasks of one rate-limited code, one token each,
+        under its claim lock (domain/rate.py); note in `into` when a token is next
+        due if the bucket ran dry."""
+        row = self.conn.fetch_one(self.q["tasks.rate_bucket"], params)
+        if row is None or row["rate_limit"] is None:  # the limit was lifted meanwhile
+            self._lease("tasks.claim_code", {**params, "limit": free}, into)
+            return
+        rate, now = float(row["rate_limit"]), float(row["now"])
+        tokens = rate_bucket.available(rate, row["rate_tokens"], row["rate_at"], now)
+        take = min(free, rate_bucket.whole_tokens(tokens))
+        before = into.count
+        if take > 0:
+            self._lease("tasks.claim_code", {**params, "limit": take}, into)
+        started = into.count - before
+        left = tokens - started
+        if started:
+            self.conn.execute(
+                self.q["tasks.rate_spend"], {**params, "tokens": left, "at": now}
+            )
+        if started < free:  # possibly held back by the bucket
+            into.note_token_due(rate_bucket.wait_for_token(rate, left))
 
     def _lease(self, query: str, params: dict[str, Any], into: ClaimedRows) -> None:
         """Run one claim query: PostgreSQL leases and returns rows in one statement;
@@ -771,6 +811,7 @@ class CodeStore(_Store):
                 "priority": options.get("priority", 0),
                 "timeout": options.get("timeout", 3600),
                 "options": '{"unique":true}' if options.get("unique") else "{}",
+                "rate_limit": options.get("rate_limit"),
                 "now": now,
             },
         )

@@ -109,6 +109,9 @@ class Fetcher:
         # those need the serialised full claim.
         self._quick = storage.dialect == "postgres"
         self._capped = False
+        # When a rate-limited code that held tasks back has a start allowed again
+        # (monotonic time), to look again then rather than at the next poll.
+        self._token_due_at: float | None = None
         self._failures = 0  # unexpected cycle failures in a row
 
     def slot_freed(self) -> None:
@@ -162,11 +165,15 @@ class Fetcher:
         if claimed is None:
             return 0
         self._capped = claimed.capped
+        self._token_due_at = (
+            None if claimed.token_due is None else time.monotonic() + claimed.token_due
+        )
         return self._dispatch(claimed, token)
 
     def _claim_now(self, token: str, limit: int) -> int:
         """Claim-only cycle on PostgreSQL: one statement, then the capped codes'
         share through the full path if they have due work."""
+        self._token_due_at = None
         claimed = self.storage.run(
             lambda tx: tx.tasks.claim_now(token=token, limit=limit, **self.claim_args),  # type: ignore[arg-type]
             retry_for=float("inf"),
@@ -211,12 +218,19 @@ class Fetcher:
             if not claiming and self._closing.is_set():
                 return
             if room:
-                # Slots free and nothing due: wait for an announcement (or a poll).
-                listener.wait(IDLE_POLL_SECONDS)
+                # Slots free and nothing due: wait for an announcement (or a poll,
+                # or a rate-limited code's next start).
+                listener.wait(self._idle_wait())
             else:
                 # Slots full (or stopping): only this runner's own events matter.
                 listener.wait(IDLE_POLL_SECONDS, quiet=True)
             look = True
+
+    def _idle_wait(self) -> float:
+        """How long to wait for an announcement before looking anyway."""
+        if self._token_due_at is None:
+            return IDLE_POLL_SECONDS
+        return min(IDLE_POLL_SECONDS, max(0.0, self._token_due_at - time.monotonic()))
 
     def _failed(self) -> bool:
         """After a cycle failed on an unexpected error (the database's own outages

@@ -115,7 +115,8 @@ WITH picked AS (
            OR (t.kind = 'python' AND t.project_id = %(project_id)s AND t.code_name = ANY(%(codes)s)))
       AND NOT EXISTS (SELECT 1 FROM codes c
                       WHERE c.project_id = t.project_id AND c.name = t.code_name
-                        AND (c.paused OR c.max_concurrency IS NOT NULL))
+                        AND (c.paused OR c.max_concurrency IS NOT NULL
+                             OR c.rate_limit IS NOT NULL))
     ORDER BY t.priority DESC, t.run_at, t.seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -143,7 +144,8 @@ WITH relaxed AS (
            OR (t.kind = 'python' AND t.project_id = %(project_id)s AND t.code_name = ANY(%(codes)s)))
       AND NOT EXISTS (SELECT 1 FROM codes c
                       WHERE c.project_id = t.project_id AND c.name = t.code_name
-                        AND (c.paused OR c.max_concurrency IS NOT NULL))
+                        AND (c.paused OR c.max_concurrency IS NOT NULL
+                             OR c.rate_limit IS NOT NULL))
     ORDER BY t.priority DESC, t.run_at, t.seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -157,7 +159,7 @@ WITH relaxed AS (
 )
 SELECT (SELECT coalesce(json_agg(claimed), '[]') FROM claimed) AS tasks,
        EXISTS (SELECT 1 FROM codes c
-               WHERE c.max_concurrency IS NOT NULL AND NOT c.paused
+               WHERE (c.max_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL) AND NOT c.paused
                  AND ((c.kind = 'package' AND %(packages)s)
                       OR (c.kind = 'python' AND c.project_id = %(project_id)s
                           AND c.name = ANY(%(codes)s)))
@@ -169,9 +171,10 @@ SELECT (SELECT coalesce(json_agg(claimed), '[]') FROM claimed) AS tasks,
 FROM relaxed;
 
 -- name: capped_codes
--- Codes with a concurrency cap, not paused, that have due work this runner can run.
-SELECT c.project_id, c.name, c.max_concurrency FROM codes c
-WHERE c.max_concurrency IS NOT NULL AND NOT c.paused
+-- Codes with a concurrency cap or a rate limit, not paused, that have due work this
+-- runner can run.
+SELECT c.project_id, c.name, c.max_concurrency, c.rate_limit FROM codes c
+WHERE (c.max_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL) AND NOT c.paused
   AND ((c.kind = 'package' AND %(packages)s)
        OR (c.kind = 'python' AND c.project_id = %(project_id)s AND c.name = ANY(%(codes)s)))
   AND EXISTS (SELECT 1 FROM tasks t
@@ -182,6 +185,17 @@ WHERE c.max_concurrency IS NOT NULL AND NOT c.paused
 -- name: lock_code
 -- Serialise claimers of one capped code until the transaction ends.
 SELECT pg_advisory_xact_lock(hashtext(%(project_id)s || '/' || %(code_name)s));
+
+-- name: rate_bucket
+-- A rate-limited code's bucket as last left, and the time to judge it by (read under
+-- the code's claim lock; domain/rate.py does the arithmetic).
+SELECT rate_limit, rate_tokens, rate_at, coalesce(%(now)s::float8, extract(epoch from now())) AS now
+FROM codes WHERE project_id = %(project_id)s AND name = %(code_name)s;
+
+-- name: rate_spend
+-- Leave a rate-limited code's bucket holding %(tokens)s at %(at)s.
+UPDATE codes SET rate_tokens = %(tokens)s, rate_at = %(at)s
+WHERE project_id = %(project_id)s AND name = %(code_name)s;
 
 -- name: count_running
 -- Tasks of one code running anywhere.

@@ -3,15 +3,16 @@
 -- name: upsert_python
 -- Register or refresh a Python task definition; never turns a package into Python.
 INSERT INTO codes (id, project_id, name, kind, max_concurrency, retries, retries_delay, backoff,
-                   priority, timeout, options, created_at, updated_at)
+                   priority, timeout, options, rate_limit, created_at, updated_at)
 VALUES (:id, :project_id, :name, 'python', :max_concurrency, :retries,
-        :retries_delay, :backoff, :priority, :timeout, :options,
+        :retries_delay, :backoff, :priority, :timeout, :options, :rate_limit,
         coalesce(:now, (julianday('now') - 2440587.5) * 86400.0),
         coalesce(:now, (julianday('now') - 2440587.5) * 86400.0))
 ON CONFLICT (project_id, name) DO UPDATE SET
     max_concurrency = excluded.max_concurrency, retries = excluded.retries,
     retries_delay = excluded.retries_delay, backoff = excluded.backoff,
     priority = excluded.priority, timeout = excluded.timeout, options = excluded.options,
+    rate_limit = excluded.rate_limit,
     updated_at = excluded.updated_at
 WHERE codes.kind = 'python'
 RETURNING kind;
@@ -31,10 +32,11 @@ SELECT * FROM codes WHERE project_id = :project_id ORDER BY name LIMIT :limit OF
 -- name: upsert_package
 -- Create a package code or point it at a new revision with new settings.
 INSERT INTO codes (id, project_id, name, kind, revision, command, runtime, max_concurrency,
-                   retries, retries_delay, backoff, priority, timeout, options, created_at, updated_at)
+                   retries, retries_delay, backoff, priority, timeout, options, rate_limit,
+                   created_at, updated_at)
 VALUES (:id, :project_id, :name, 'package', 1, :command, :runtime,
         :max_concurrency, :retries, :retries_delay, :backoff, :priority,
-        :timeout, :options,
+        :timeout, :options, :rate_limit,
         coalesce(:now, (julianday('now') - 2440587.5) * 86400.0),
         coalesce(:now, (julianday('now') - 2440587.5) * 86400.0))
 ON CONFLICT (project_id, name) DO UPDATE SET
@@ -42,6 +44,7 @@ ON CONFLICT (project_id, name) DO UPDATE SET
     max_concurrency = excluded.max_concurrency, retries = excluded.retries,
     retries_delay = excluded.retries_delay, backoff = excluded.backoff,
     priority = excluded.priority, timeout = excluded.timeout, options = excluded.options,
+    rate_limit = excluded.rate_limit,
     updated_at = excluded.updated_at
 WHERE codes.kind = 'package'
 RETURNING *;

@@ -118,7 +118,8 @@ SELECT json_group_array(seq) AS seqs FROM (
            OR (t.kind = 'python' AND t.project_id = :project_id AND t.code_name IN (SELECT value FROM json_each(:codes))))
       AND NOT EXISTS (SELECT 1 FROM codes c
                       WHERE c.project_id = t.project_id AND c.name = t.code_name
-                        AND (c.paused OR c.max_concurrency IS NOT NULL))
+                        AND (c.paused OR c.max_concurrency IS NOT NULL
+                             OR c.rate_limit IS NOT NULL))
     ORDER BY t.priority DESC, t.run_at, t.seq
     LIMIT :limit
 );
@@ -143,9 +144,10 @@ SELECT json_group_array(json_array(
 FROM tasks WHERE seq IN (SELECT value FROM json_each(:seqs)) AND lease_token = :token;
 
 -- name: capped_codes
--- Codes with a concurrency cap, not paused, that have due work this runner can run.
-SELECT c.project_id, c.name, c.max_concurrency FROM codes c
-WHERE c.max_concurrency IS NOT NULL AND NOT c.paused
+-- Codes with a concurrency cap or a rate limit, not paused, that have due work this
+-- runner can run.
+SELECT c.project_id, c.name, c.max_concurrency, c.rate_limit FROM codes c
+WHERE (c.max_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL) AND NOT c.paused
   AND ((c.kind = 'package' AND :packages)
        OR (c.kind = 'python' AND c.project_id = :project_id AND c.name IN (SELECT value FROM json_each(:codes))))
   AND EXISTS (SELECT 1 FROM tasks t
@@ -156,6 +158,17 @@ WHERE c.max_concurrency IS NOT NULL AND NOT c.paused
 -- name: lock_code
 -- Serialise claimers of one capped code until the transaction ends.
 SELECT 1;
+
+-- name: rate_bucket
+-- A rate-limited code's bucket as last left, and the time to judge it by (read under
+-- the code's claim lock; domain/rate.py does the arithmetic).
+SELECT rate_limit, rate_tokens, rate_at, coalesce(:now, (julianday('now') - 2440587.5) * 86400.0) AS now
+FROM codes WHERE project_id = :project_id AND name = :code_name;
+
+-- name: rate_spend
+-- Leave a rate-limited code's bucket holding :tokens at :at.
+UPDATE codes SET rate_tokens = :tokens, rate_at = :at
+WHERE project_id = :project_id AND name = :code_name;
 
 -- name: count_running
 -- Tasks of one code running anywhere.
