@@ -21,6 +21,12 @@ pytestmark = pytest.mark.slow
             "children: {'complete': 3}",
         ),
         ("examples/army_of_workers/run.py", ["--tasks", "12"], "{'complete': 12}"),
+        # A burst of requests for three pages: one render each.
+        (
+            "examples/web_worker/run.py",
+            ["--requests", "24"],
+            "24 requests, 3 renders, 21 found",
+        ),
     ],
 )
 def test_example_runs(
