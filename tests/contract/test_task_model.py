@@ -3,8 +3,9 @@ heartbeats, rescues and cancels against a plain in-memory model, on both backend
 with the clock injected.
 
 Two runners claim and report, sometimes with tokens that are no longer theirs; unique
-keys, priorities, delays, retries and the lease rescue all play a part. After every
-step each task must be where the model says. A failure shrinks to a short sequence.
+keys, priorities, delays, retries, the lease rescue, a code with a concurrency cap and
+one with a rate limit all play a part. After every step each task must be where the
+model says. A failure shrinks to a short sequence.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ NOW = 1_800_000_000.0
 LEASE = 10.0
 MAX_LOST = 3
 RUNNERS = ("r1", "r2")
+CAP = 2  # max_concurrency of the code "capped"
+RATE = 0.5  # rate_limit of the code "limited": one start every 2 s, a bucket of one
+CODES = ("work", "capped", "limited")
 _PROJECTS = itertools.count()
 
 
@@ -43,6 +47,7 @@ class Model:
     """One task as the model knows it."""
 
     id: str
+    code: str
     order: int  # queue order
     priority: int
     run_at: float
@@ -79,6 +84,11 @@ class TaskMachine(RuleBasedStateMachine):
         self.project = f"model-{next(_PROJECTS)}"
         self._open()
         self.client.register_python("work", {})
+        self.client.register_python("capped", {"max_concurrency": CAP})
+        self.client.register_python("limited", {"rate_limit": RATE})
+        # The rate-limited code's bucket: whole starts allowed at `bucket_at`.
+        self.bucket: float | None = None  # None: full (never used)
+        self.bucket_at = NOW
         self.now = NOW
         self.tasks: dict[str, Model] = {}
         self.tokens = itertools.count()
@@ -95,7 +105,7 @@ class TaskMachine(RuleBasedStateMachine):
         for task, answered in zip(built, ids, strict=True):
             holder = next(
                 (m for m in self.tasks.values() if task.unique_key is not None
-                 and m.key == task.unique_key and m.active),
+                 and m.code == task.code_name and m.key == task.unique_key and m.active),
                 None,
             )  # fmt: skip
             if holder is not None:
@@ -104,15 +114,16 @@ class TaskMachine(RuleBasedStateMachine):
             assert answered == task.id
             self.tasks[task.id] = Model(
                 task.id,
+                task.code_name,
                 len(self.tasks),
                 task.priority,
                 self.now + task.delay,
                 task.unique_key,
             )
 
-    def _build(self, options: list[TaskOptions]) -> list[NewTask]:
+    def _build(self, options: list[TaskOptions], code: str) -> list[NewTask]:
         return self.storage.run(
-            lambda tx: [self.client.build(tx, "work", "{}", o) for o in options],
+            lambda tx: [self.client.build(tx, code, "{}", o) for o in options],
             write=False,
         )
 
@@ -125,10 +136,12 @@ class TaskMachine(RuleBasedStateMachine):
         unique_key=st.sampled_from([None, None, "a", "b"]),
     )
 
-    @rule(option=options)
-    def queue_one(self, option: TaskOptions) -> None:
+    codes = st.sampled_from(["work", "work", "capped", "limited"])
+
+    @rule(option=options, code=codes)
+    def queue_one(self, option: TaskOptions, code: str) -> None:
         """A single task: SQLite's intake unless it has a key (as `Client` does)."""
-        (task,) = self._build([option])
+        (task,) = self._build([option], code)
         if task.unique_key is None:
             self.storage.run(
                 lambda tx: tx.tasks.enqueue(task, now=self.now), single_statement=True
@@ -140,34 +153,53 @@ class TaskMachine(RuleBasedStateMachine):
             )
         self._expect_queued([task], ids)
 
-    @rule(options=st.lists(options, min_size=2, max_size=4))
-    def queue_batch(self, options: list[TaskOptions]) -> None:
-        built = self._build(options)
+    @rule(options=st.lists(options, min_size=2, max_size=4), code=codes)
+    def queue_batch(self, options: list[TaskOptions], code: str) -> None:
+        built = self._build(options, code)
         ids = self.storage.run(lambda tx: tx.tasks.insert_many(built, now=self.now))
         self._expect_queued(built, ids)
 
     @initialize(
-        options=st.lists(options, min_size=2, max_size=5), claimed=st.integers(0, 3)
+        options=st.lists(st.tuples(options, codes), min_size=2, max_size=5),
+        claimed=st.integers(0, 3),
     )
-    def start_busy(self, options: list[TaskOptions], claimed: int) -> None:
+    def start_busy(self, options: list[tuple[TaskOptions, str]], claimed: int) -> None:
         """A backlog, some of it already running on r1: later steps find a mix."""
-        for option in options:
-            self.queue_one(option)
+        for option, code in options:
+            self.queue_one(option, code)
         if claimed:
             self.claim("r1", claimed)
 
     # -- runners ------------------------------------------------------------------
 
+    def _tokens(self) -> float:
+        """Starts the rate-limited code's bucket allows now (whole or not)."""
+        burst = max(1.0, RATE)
+        if self.bucket is None:
+            return burst
+        return min(burst, self.bucket + max(0.0, self.now - self.bucket_at) * RATE)
+
     @rule(runner=st.sampled_from(RUNNERS), limit=st.integers(1, 4))
     def claim(self, runner: str, limit: int) -> None:
-        due = sorted(
-            (
-                m
-                for m in self.tasks.values()
-                if m.status == "queued" and m.run_at <= self.now
-            ),
-            key=claim_key,
+        due = {
+            code: sorted(
+                (m for m in self.tasks.values()
+                 if m.code == code and m.status == "queued" and m.run_at <= self.now),
+                key=claim_key,
+            )
+            for code in CODES
+        }  # fmt: skip
+        running = sum(
+            1
+            for m in self.tasks.values()
+            if m.code == "capped" and m.status == "running"
         )
+        tokens = self._tokens()
+        room = {
+            "work": len(due["work"]),
+            "capped": min(len(due["capped"]), CAP - running),
+            "limited": min(len(due["limited"]), int(tokens + 1e-6)),
+        }
         token = f"tok{next(self.tokens)}"
         got = self.storage.run(
             lambda tx: tx.tasks.claim(
@@ -175,14 +207,26 @@ class TaskMachine(RuleBasedStateMachine):
                 token=token,
                 cluster="default",
                 project_id=self.project,
-                codes=["work"],
+                codes=list(CODES),
                 packages=False,
                 limit=limit,
                 lease_seconds=LEASE,
                 now=self.now,
             )
         )
-        assert [t.id for t in got] == [m.id for m in due[:limit]]
+        # As many as there is room for, never more than a code's cap or its tokens
+        # allow, each code's highest priority and oldest first; the whole batch in
+        # claim order.
+        assert len(got) == min(limit, sum(room.values()))
+        for code in CODES:
+            mine = [t.id for t in got if t.code_name == code]
+            assert len(mine) <= room[code], f"{code}: {len(mine)} > {room[code]}"
+            assert mine == [m.id for m in due[code][: len(mine)]], code
+        ordered = sorted(got, key=lambda t: claim_key(self.tasks[t.id]))
+        assert [t.id for t in got] == [t.id for t in ordered]
+        started = sum(1 for t in got if t.code_name == "limited")
+        if started:
+            self.bucket, self.bucket_at = tokens - started, self.now
         for task in got:
             model = self.tasks[task.id]
             assert task.attempt == model.attempt + 1
