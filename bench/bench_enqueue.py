@@ -15,6 +15,10 @@ every one a fresh process doing one insert per transaction for a few seconds:
 * `enqueue`: `task.queue(ts)` through the SDK (what users call): the payload encoded
   and checked, the row inserted, runners told on commit.
 
+* `enqueue_unique`: `task.options(unique_key=...).queue(ts)` with a new key each call:
+  the keyed path (insert skipping what the unique index refuses, in a transaction; on
+  SQLite straight into `tasks`, not the intake). `ratio_plain` = it / enqueue.
+
 * `enqueue_8_threads`: eight threads of one process calling `task.queue(ts)` at
   once (a threaded web server's producers). On SQLite the calls that wait behind
   a commit share the next one (`storage.shared_commits`); PostgreSQL commits
@@ -89,6 +93,18 @@ def _enqueue(url: str, seconds: float) -> dict[str, Any]:
     app, job = _app(url)
     try:
         return _timed(lambda i: job.queue(time.time()), url, seconds)
+    finally:
+        app.close()
+
+
+def _enqueue_unique(url: str, seconds: float) -> dict[str, Any]:
+    app, job = _app(url)
+    try:
+        return _timed(
+            lambda i: job.options(unique_key=f"k{i}-{time.time()}").queue(time.time()),
+            url,
+            seconds,
+        )
     finally:
         app.close()
 
@@ -187,12 +203,14 @@ def measure(
         "raw_insert_commit": [],
         "raw_task_row": [],
         "enqueue": [],
+        "enqueue_unique": [],
         "enqueue_8_threads": [],
     }
     for _ in range(rounds):
         runs["raw_insert_commit"].append(in_child(_raw_insert, url, seconds))
         runs["raw_task_row"].append(in_child(_raw_task_row, url, seconds))
         runs["enqueue"].append(in_child(_enqueue, url, seconds))
+        runs["enqueue_unique"].append(in_child(_enqueue_unique, url, seconds))
         runs["enqueue_8_threads"].append(in_child(_enqueue_threads, url, seconds))
     rates = {
         test: statistics.median(r["n"] / r["seconds"] for r in rs)
@@ -221,6 +239,9 @@ def measure(
     by_test = {row["test"]: row for row in rows}
     by_test["enqueue_8_threads"]["ratio_single"] = (
         rates["enqueue_8_threads"] / rates["enqueue"]
+    )
+    by_test["enqueue_unique"]["ratio_plain"] = (
+        rates["enqueue_unique"] / rates["enqueue"]
     )
     by_test["enqueue"].update(
         {

@@ -276,6 +276,13 @@ class Client:
             if self._enqueued % INTAKE_CHECK_EVERY == 0:
                 self.admit(at_least=INTAKE_LIMIT)
             return tasks, [tasks[0].id]
+        if len(tasks) == 1 and self.storage.dialect == "postgres":
+            # A unique task: one round trip, unless its key's holder just finished.
+            holder = self.storage.run(
+                lambda tx: tx.tasks.insert_unique_one(tasks[0]), single_statement=True
+            )
+            if holder is not None:
+                return tasks, [holder]
         return tasks, self.storage.run(lambda tx: tx.tasks.insert_many(tasks))
 
     def queue_children(

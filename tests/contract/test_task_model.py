@@ -140,7 +140,8 @@ class TaskMachine(RuleBasedStateMachine):
 
     @rule(option=options, code=codes)
     def queue_one(self, option: TaskOptions, code: str) -> None:
-        """A single task: SQLite's intake unless it has a key (as `Client` does)."""
+        """A single task as `Client` queues it: SQLite's intake unless it has a key;
+        on PostgreSQL a keyed one in one statement first."""
         (task,) = self._build([option], code)
         if task.unique_key is None:
             self.storage.run(
@@ -148,8 +149,20 @@ class TaskMachine(RuleBasedStateMachine):
             )
             ids = [task.id]
         else:
-            ids = self.storage.run(
-                lambda tx: tx.tasks.insert_many([task], now=self.now)
+            holder = (
+                self.storage.run(
+                    lambda tx: tx.tasks.insert_unique_one(task, now=self.now),
+                    single_statement=True,
+                )
+                if self.storage.dialect == "postgres"
+                else None
+            )
+            ids = (
+                [holder]
+                if holder is not None
+                else self.storage.run(
+                    lambda tx: tx.tasks.insert_many([task], now=self.now)
+                )
             )
         self._expect_queued([task], ids)
 

@@ -8,7 +8,8 @@ from workhorse.storage.queries import load, migrations, parse
 
 # Names that exist in one dialect only, on purpose.
 # SQLite claims in three one-row steps (pick, mark, read); PostgreSQL in one statement,
-# and has one-statement forms for an idle runner's claim and a single enqueue. Single
+# and has one-statement forms for an idle runner's claim and a single enqueue (plain or
+# with a unique key). Single
 # tasks and messages go through intakes on SQLite only (migrations 0009 and 0010).
 DIALECT_ONLY: set[str] = {
     "tasks.claim_mark",
@@ -16,6 +17,7 @@ DIALECT_ONLY: set[str] = {
     "tasks.claim_now",
     "tasks.copy",
     "tasks.insert_one",
+    "tasks.insert_unique_one",
     "tasks.intake",
     "tasks.intake_span",
     "tasks.admit",

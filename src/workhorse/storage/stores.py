@@ -302,6 +302,17 @@ class TaskStore(_Store):
             self._copy(tasks, now)
         return [t.id for t in tasks]
 
+    def insert_unique_one(
+        self, task: NewTask, *, now: float | None = None
+    ) -> str | None:
+        """PostgreSQL: one task with a unique key in one statement (run it with
+        `single_statement=True`). Its id, or the id of the task holding its key; None
+        when that one finished meanwhile (then use `insert_many`)."""
+        row = self.conn.fetch_one(
+            self.q["tasks.insert_unique_one"], {**_new_task_row(task), "now": now}
+        )
+        return None if row is None else str(row["holder"])
+
     def _insert_unique(
         self, tasks: Sequence[NewTask], now: float | None
     ) -> builtins.list[str]:

@@ -41,6 +41,36 @@ ORDER BY b.ordinality
 ON CONFLICT DO NOTHING
 RETURNING id, pg_notify('workhorse', 'tasks:' || cluster);
 
+-- name: insert_unique_one
+-- One task with a unique key, in one statement (autocommitted: one round trip). Gives
+-- its own id when stored, else the id of the task holding its place: itself when its
+-- id is stored already (a retry), or the queued or running task of its code with its
+-- key. No row when that one finished after this statement's snapshot was taken (the
+-- caller then takes `insert_unique`).
+WITH stored AS (
+    INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
+                       run_at, timeout, label, cluster, retries, retries_delay, backoff,
+                       created_at, schedule_id, parent_id, unique_key)
+    VALUES (%(id)s, %(project_id)s, %(code_name)s, %(kind)s, %(code_revision)s, %(payload)s,
+            'queued', %(priority)s,
+            coalesce(%(now)s::float8, extract(epoch from now())) + %(delay)s::float8,
+            %(timeout)s, %(label)s, %(cluster)s, %(retries)s, %(retries_delay)s, %(backoff)s,
+            coalesce(%(now)s::float8, extract(epoch from now())), %(schedule_id)s, %(parent_id)s,
+            %(unique_key)s)
+    ON CONFLICT DO NOTHING
+    RETURNING id, pg_notify('workhorse', 'tasks:' || cluster)
+)
+SELECT id AS holder FROM stored
+UNION ALL
+(SELECT t.id FROM tasks t
+ WHERE NOT EXISTS (SELECT 1 FROM stored)
+   AND (t.id = %(id)s
+        OR (t.project_id = %(project_id)s AND t.code_name = %(code_name)s
+            AND t.unique_key = %(unique_key)s AND t.unique_key IS NOT NULL
+            AND t.status IN ('queued', 'running')))
+ ORDER BY t.id = %(id)s DESC
+ LIMIT 1);
+
 -- name: unique_holders
 -- For tasks whose unique insert stored nothing (%(batch)s, a JSON array of
 -- {id, code_name, unique_key}): the task that holds each one's place. That is the
