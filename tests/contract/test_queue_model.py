@@ -3,8 +3,9 @@ plain in-memory model, on both backends, with the clock injected.
 
 Hypothesis drives posts (single ones take SQLite's intake), reserves, deletes,
 touches and releases with current and stale reservation ids, the clock moving on,
-and the storage closed and opened again; after every step the queue must agree with
-the model. A failure shrinks to a short sequence of steps.
+and the storage closed and opened again; messages reserved too often move to a
+dead-letter queue. After every step both queues must agree with the model. A failure
+shrinks to a short sequence of steps.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from workhorse.settings import Settings
 from workhorse.storage import open_storage
 
 NOW = 1_800_000_000.0
+MAX_RESERVATIONS = 3  # then the next reserve moves the message to the dead letters
 _QUEUES = itertools.count()
 
 
@@ -60,7 +62,18 @@ class QueueMachine(RuleBasedStateMachine):
         self.storage = open_storage(Settings(database_url=self.url))
         self.mq = MessageQueues(self.storage)
         self.queue = f"model-{next(_QUEUES)}"
-        self.mq.create_queue(self.queue, now=NOW)
+        self.dead = f"{self.queue}-dead"
+        self.mq.create_queue(
+            self.queue,
+            {
+                "dead_letter": {
+                    "queue_name": self.dead,
+                    "max_reservations": MAX_RESERVATIONS,
+                }
+            },
+            now=NOW,
+        )
+        self.dead_letters: dict[str, int] = {}  # id -> reserved count, as moved
         self.now = NOW
         self.posted = itertools.count()
         self.messages: dict[str, Model] = {}
@@ -93,8 +106,19 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(n=st.integers(1, 4), timeout=st.sampled_from([2, 10, 30]))
     def reserve(self, n: int, timeout: int) -> None:
-        available = [m for m in self.messages.values() if m.available(self.now)]
+        ready = [m for m in self.messages.values() if m.available(self.now)]
         got = self.mq.reserve(self.queue, n, timeout=timeout, now=self.now)
+        # Messages reserved MAX_RESERVATIONS times already go to the dead letters
+        # instead, as the reserve comes to them; those it did not come to stay.
+        for model in [m for m in ready if m.count >= MAX_RESERVATIONS]:
+            try:
+                moved = self.mq.get_message(self.dead, model.id, now=self.now)
+            except NotFound:
+                continue
+            assert moved.reserved_count == model.count
+            self.dead_letters[model.id] = model.count
+            del self.messages[model.id]
+        available = [m for m in ready if m.count < MAX_RESERVATIONS]
         assert len(got) == min(n, len(available))
         ids = [m.id for m in got]
         assert len(set(ids)) == len(ids)
@@ -210,6 +234,9 @@ class QueueMachine(RuleBasedStateMachine):
     def size_counts_every_live_message(self) -> None:
         info = self.mq.get_queue(self.queue, now=self.now)
         assert info.size == len(self.messages)
+        if self.dead_letters:
+            dead = self.mq.get_queue(self.dead, now=self.now)
+            assert dead.size == len(self.dead_letters)
 
     @invariant()
     def every_live_message_reads_back(self) -> None:
