@@ -364,7 +364,7 @@ class TaskStore(_Store):
         """Insert what the unique index admits; the tasks that stored nothing."""
         if self.db.dialect == "sqlite":
             self.admit()
-            sql, last = self.q["tasks.insert_unique"], (now,)
+            sql, last = self.q["tasks.insert"], (now,)
             skipped = [
                 t
                 for t in tasks
@@ -375,9 +375,7 @@ class TaskStore(_Store):
                     self.conn.notify(f"tasks:{cluster}")
             return skipped
         batch = _COMPACT_JSON([_new_task_row(t) for t in tasks])
-        rows = self.conn.fetch_all(
-            self.q["tasks.insert_unique"], {"batch": batch, "now": now}
-        )
+        rows = self.conn.fetch_all(self.q["tasks.insert"], {"batch": batch, "now": now})
         stored = {r["id"] for r in rows}
         return [t for t in tasks if t.id not in stored]
 

@@ -3,27 +3,10 @@
 
 -- name: insert
 -- Queue the tasks in %(batch)s (a JSON array, in order) in one statement, and announce
--- them on commit; a retried insert with the same ids is a no-op.
-INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
-                   run_at, timeout, label, cluster, retries, retries_delay, backoff,
-                   created_at, schedule_id, parent_id)
-SELECT b.id, b.project_id, b.code_name, b.kind, b.code_revision, b.payload, 'queued', b.priority,
-       coalesce(%(now)s::float8, extract(epoch from now())) + b.delay, b.timeout, b.label, b.cluster,
-       b.retries, b.retries_delay, b.backoff,
-       coalesce(%(now)s::float8, extract(epoch from now())), b.schedule_id, b.parent_id
-FROM ROWS FROM (jsonb_to_recordset(%(batch)s::jsonb)
-     AS (id text, project_id text, code_name text, kind text, code_revision int, payload text,
-         priority int, delay float8, timeout int, label text, cluster text, retries int,
-         retries_delay int, backoff boolean, schedule_id text, parent_id text)) WITH ORDINALITY AS b
-ORDER BY b.ordinality
-ON CONFLICT (id) DO NOTHING
-RETURNING pg_notify('workhorse', 'tasks:' || cluster);
-
--- name: insert_unique
--- `insert` for a batch in which some tasks carry a unique key: a task is not stored
--- when its id is (a retry) or when a task of its code with its key is queued or
--- running (the partial index tasks_unique_active; an insert racing another's
--- uncommitted one waits for it). Returns the ids stored.
+-- them on commit. A task is not stored when its id is (a retried insert) or, for one
+-- with a unique key, when a task of its code with that key is queued or running (the
+-- partial index tasks_unique_active; an insert racing another's uncommitted one waits
+-- for it). Returns the ids stored.
 INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
                    run_at, timeout, label, cluster, retries, retries_delay, backoff,
                    created_at, schedule_id, parent_id, unique_key)

@@ -3,27 +3,15 @@
 
 -- name: insert
 -- Queue one task; the caller runs it once per task (executemany, in order) and
--- announces the tasks' clusters on commit. A retried insert with the same id is a
--- no-op. Parameters are positional, in NewTask's field order, then now: ?1 id,
+-- announces the tasks' clusters on commit. Nothing is stored when the id is (a retried
+-- insert) or, for a task with a unique key, when a task of its code with that key is
+-- queued or running (the partial index tasks_unique_active): run alone, its row count
+-- says which. Parameters are positional, in NewTask's field order, then now: ?1 id,
 -- ?2 project_id, ?3 code_name, ?4 kind, ?5 code_revision, ?6 payload, ?7 priority,
 -- ?8 delay, ?9 timeout, ?10 label, ?11 cluster, ?12 retries, ?13 retries_delay,
 -- ?14 backoff, ?15 schedule_id, ?16 parent_id, ?17 unique_key, ?18 now. (Plain VALUES
 -- bound per row cost SQLite about half of what reading the same rows out of one JSON
 -- batch does, and binding by position about 15 % less than by name.)
-INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
-                   run_at, timeout, label, cluster, retries, retries_delay, backoff,
-                   created_at, schedule_id, parent_id, unique_key)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7,
-        coalesce(?18, (julianday('now') - 2440587.5) * 86400.0) + ?8,
-        ?9, ?10, ?11, ?12, ?13, ?14,
-        coalesce(?18, (julianday('now') - 2440587.5) * 86400.0),
-        ?15, ?16, ?17)
-ON CONFLICT (id) DO NOTHING;
-
--- name: insert_unique
--- `insert` for a task with a unique key, run alone so that its row count says whether
--- it was stored: nothing is stored when its id is (a retry) or when a task of its code
--- with its key is queued or running (the partial index tasks_unique_active).
 INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
                    run_at, timeout, label, cluster, retries, retries_delay, backoff,
                    created_at, schedule_id, parent_id, unique_key)
