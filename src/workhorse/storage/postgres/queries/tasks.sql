@@ -29,7 +29,7 @@ RETURNING id, pg_notify('workhorse', 'tasks:' || cluster);
 -- its own id when stored, else the id of the task holding its place: itself when its
 -- id is stored already (a retry), or the queued or running task of its code with its
 -- key. No row when that one finished after this statement's snapshot was taken (the
--- caller then takes `insert_unique`).
+-- caller then takes `insert` and the lookup of `unique_holders`).
 WITH stored AS (
     INSERT INTO tasks (id, project_id, code_name, kind, code_revision, payload, status, priority,
                        run_at, timeout, label, cluster, retries, retries_delay, backoff,
