@@ -185,7 +185,8 @@ FROM relaxed;
 
 -- name: capped_codes
 -- Codes with a concurrency cap or a rate limit, not paused, that have due work this
--- runner can run.
+-- runner can run, in name order: every claim takes their locks in that one order, so
+-- two claims never each hold a lock the other waits for.
 SELECT c.project_id, c.name, c.max_concurrency, c.rate_limit FROM codes c
 WHERE (c.max_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL) AND NOT c.paused
   AND ((c.kind = 'package' AND %(packages)s)
@@ -193,7 +194,8 @@ WHERE (c.max_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL) AND NOT c.paus
   AND EXISTS (SELECT 1 FROM tasks t
               WHERE t.status = 'queued' AND t.project_id = c.project_id AND t.code_name = c.name
                 AND t.cluster = %(cluster)s
-                AND t.run_at <= coalesce(%(now)s::float8, extract(epoch from now())));
+                AND t.run_at <= coalesce(%(now)s::float8, extract(epoch from now())))
+ORDER BY c.project_id, c.name;
 
 -- name: lock_code
 -- Serialise claimers of one capped code until the transaction ends.

@@ -133,7 +133,8 @@ FROM tasks WHERE seq IN (SELECT value FROM json_each(:seqs)) AND lease_token = :
 
 -- name: capped_codes
 -- Codes with a concurrency cap or a rate limit, not paused, that have due work this
--- runner can run.
+-- runner can run, in name order: every claim takes their locks in that one order, so
+-- two claims never each hold a lock the other waits for.
 SELECT c.project_id, c.name, c.max_concurrency, c.rate_limit FROM codes c
 WHERE (c.max_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL) AND NOT c.paused
   AND ((c.kind = 'package' AND :packages)
@@ -141,7 +142,8 @@ WHERE (c.max_concurrency IS NOT NULL OR c.rate_limit IS NOT NULL) AND NOT c.paus
   AND EXISTS (SELECT 1 FROM tasks t
               WHERE t.status = 'queued' AND t.project_id = c.project_id AND t.code_name = c.name
                 AND t.cluster = :cluster
-                AND t.run_at <= coalesce(:now, (julianday('now') - 2440587.5) * 86400.0));
+                AND t.run_at <= coalesce(:now, (julianday('now') - 2440587.5) * 86400.0))
+ORDER BY c.project_id, c.name;
 
 -- name: lock_code
 -- Serialise claimers of one capped code until the transaction ends.
