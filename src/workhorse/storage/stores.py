@@ -531,12 +531,16 @@ class TaskStore(_Store):
         take = min(free, rate_bucket.whole_tokens(tokens))
         before = into.count
         if take > 0:
-            self._lease("tasks.claim_code", {**params, "limit": take}, into)
+            # Stamped with the time the bucket was judged by (SQLite reads its clock
+            # anew in each statement): the starts recorded keep to the limit exactly.
+            self._lease("tasks.claim_code", {**params, "now": now, "limit": take}, into)
         started = into.count - before
         left = tokens - started
         if started:
+            # A clock stepped back must not let the next claim refill twice.
+            at = max(now, float(row["rate_at"] or now))
             self.conn.execute(
-                self.q["tasks.rate_spend"], {**params, "tokens": left, "at": now}
+                self.q["tasks.rate_spend"], {**params, "tokens": left, "at": at}
             )
         if started < free:  # possibly held back by the bucket
             into.note_token_due(rate_bucket.wait_for_token(rate, left))

@@ -203,8 +203,11 @@ SELECT pg_advisory_xact_lock(hashtext(%(project_id)s || '/' || %(code_name)s));
 
 -- name: rate_bucket
 -- A rate-limited code's bucket as last left, and the time to judge it by (read under
--- the code's claim lock; domain/rate.py does the arithmetic).
-SELECT rate_limit, rate_tokens, rate_at, coalesce(%(now)s::float8, extract(epoch from now())) AS now
+-- the code's claim lock; domain/rate.py does the arithmetic). The clock is read now,
+-- not at the transaction's start: claims that queued for the lock judge the bucket,
+-- and stamp their starts, in the order they got it.
+SELECT rate_limit, rate_tokens, rate_at,
+       coalesce(%(now)s::float8, extract(epoch from clock_timestamp())) AS now
 FROM codes WHERE project_id = %(project_id)s AND name = %(code_name)s;
 
 -- name: rate_spend
