@@ -39,15 +39,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-_TASK_OPTION_NAMES = (
-    "retries",
-    "retries_delay",
-    "backoff",
-    "timeout",
-    "priority",
-    "max_concurrency",
-    "unique",
-)
 WAIT_POLL_MAX = 0.2
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from workhorse.storage import Storage
 
@@ -42,3 +44,18 @@ def lose_first_commit(
         return tries
 
     return arm
+
+
+def run_model(machine: type[RuleBasedStateMachine], url: str, *, examples: int) -> None:
+    """Run a model-based state machine (one whose class reads the database from `url`)
+    for `examples` sequences of up to 30 steps, the same ones every run."""
+    run_state_machine_as_test(
+        type("Machine", (machine,), {"url": url}),
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+            derandomize=True,
+        ),
+    )

@@ -14,7 +14,6 @@ import itertools
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -22,9 +21,9 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
+from tests.contract.conftest import run_model
 from workhorse.domain.message import NewMessage
 from workhorse.errors import NotFound, StaleLease
 from workhorse.queues import MessageQueues
@@ -247,14 +246,4 @@ class QueueMachine(RuleBasedStateMachine):
 
 @pytest.mark.slow
 def test_queues_behave_like_the_model(database_url: str) -> None:
-    machine = type("Machine", (QueueMachine,), {"url": database_url})
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=100,
-            stateful_step_count=30,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow],
-            derandomize=True,
-        ),
-    )
+    run_model(QueueMachine, database_url, examples=100)

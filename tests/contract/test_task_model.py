@@ -15,7 +15,6 @@ import tempfile
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -23,10 +22,10 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from tests.conftest import _truncate_pg
+from tests.contract.conftest import run_model
 from workhorse.client import Client
 from workhorse.domain.task import NewTask, Outcome, TaskOptions, TaskStatus
 from workhorse.settings import Settings
@@ -399,14 +398,4 @@ class TaskMachine(RuleBasedStateMachine):
 
 @pytest.mark.slow
 def test_tasks_behave_like_the_model(database_url: str) -> None:
-    machine = type("Machine", (TaskMachine,), {"url": database_url})
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=150,
-            stateful_step_count=30,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow],
-            derandomize=True,
-        ),
-    )
+    run_model(TaskMachine, database_url, examples=150)
